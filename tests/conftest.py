@@ -1,0 +1,24 @@
+"""Shared test setup: offline everywhere, small worlds, a fresh results folder per test."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import pytest  # noqa: E402
+
+from xlcore.config import WorldConfig, apply_smoke  # noqa: E402
+from xlcore.world import World  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def small_world() -> World:
+    """A world shrunk by `smoke`, shared by tests that only read it."""
+    return World(apply_smoke(WorldConfig()))
+
+
+@pytest.fixture(scope="session")
+def full_world() -> World:
+    """The default-sized world (items are lazy, so building it is cheap)."""
+    return World(WorldConfig())

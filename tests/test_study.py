@@ -1,0 +1,42 @@
+"""The main job end to end (smoke size): outputs written, a rerun adds no rows, errors are clear."""
+
+import subprocess
+import sys
+
+from xlcore.cli import main
+from xlcore.results import ResultsStore
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "xlcore", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_smoke_study_writes_results_and_figures_and_resumes(tmp_path):
+    args = ["study", "--smoke", "--set", f"output_dir={tmp_path / 'runs'}", "--set", f"figures_dir={tmp_path / 'fig'}"]
+    first = run_cli(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "Study finished. Outputs:" in first.stdout
+    results = ResultsStore(tmp_path / "runs" / "toy" / "results.csv")
+    frame = results.read()
+    assert (tmp_path / "fig" / "world_samples.png").stat().st_size > 10_000
+    assert set(frame["language"]) == {"en", "de", "fr", "cs", "zh", "ja", "all"}
+    distinct = frame.query("benchmark == 'polyglot-shapes/retrieval-test' and metric == 'distinct_descriptions'")
+    assert distinct["value"].item() == 64  # the smoke retrieval test: 64 unique scenes
+    share = frame.query("metric == 'culture_share_measured'")["value"]
+    assert len(share) == 5 and share.between(0.0, 0.6).all()
+    assert frame.query("metric == 'render_images_per_s'")["value"].item() > 100
+
+    second = run_cli(*args, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert len(results.read()) == len(frame), "a rerun must not duplicate rows"
+
+
+def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
+    assert main(["study", "--preset", "nope"]) == 2
+    assert "error: unknown preset 'nope'" in capsys.readouterr().err
+    assert main(["study", "--smoke", "--set", "world.seed=abc", "--set", f"output_dir={tmp_path}"]) == 2
+    assert "expected an integer" in capsys.readouterr().err
+    assert main(["study", "--smoke", "--set", "world.languages=[\"en\",\"xx\"]",
+                 "--set", f"output_dir={tmp_path}"]) == 2
+    assert "unknown language 'xx'" in capsys.readouterr().err

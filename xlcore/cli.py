@@ -1,0 +1,91 @@
+"""Command line: `python -m xlcore <command>` (the Makefile's targets call these)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .config import StudyConfig, help_texts, load_preset, parse_override
+from .errors import XlcoreError
+
+log = logging.getLogger(__name__)
+
+
+def _study(args: argparse.Namespace) -> int:
+    from .study import run_study
+
+    overrides = dict(parse_override(text) for text in args.set)
+    config = load_preset(args.preset, smoke=args.smoke, overrides=overrides)
+    ctx = run_study(config)
+    print("\nStudy finished. Outputs:")
+    for path in dict.fromkeys(ctx.written):
+        print(f"  {path}")
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    for name, text in help_texts(StudyConfig).items():
+        print(f"{name:28s} {text}")
+    return 0
+
+
+def _world_sample(args: argparse.Namespace) -> int:
+    from .world import World
+
+    config = load_preset(args.preset)
+    world = World(config.world)
+    test = world.retrieval_test()
+    for index in range(args.n):
+        item = test.item(index)
+        print(item.scene.key())
+        for lang, caption in item.captions.items():
+            print(f"  {lang}: {caption}")
+    return 0
+
+
+def _world_chars(args: argparse.Namespace) -> int:
+    from .world.scene import CULTURE_SHAPES
+    from .world.grammars import get_grammar
+    from .world.lexicon import all_captions
+
+    chars = set()
+    for lang in ("zh", "ja"):
+        chars.update("".join(all_captions(get_grammar(lang), CULTURE_SHAPES.get(lang, ()))))
+    print("".join(sorted(c for c in chars if ord(c) > 0x2000)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m xlcore", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    study = commands.add_parser("study", help="run the whole study for a preset (the main job)")
+    study.add_argument("--preset", default="toy", help="toy (default) or sd15")
+    study.add_argument("--smoke", action="store_true", help="shrink every size for a quick check")
+    study.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config field, e.g. --set world.seed=1 (repeatable)")
+    study.set_defaults(func=_study)
+
+    config = commands.add_parser("config", help="list every config field with its help text")
+    config.set_defaults(func=_config)
+
+    sample = commands.add_parser("world-sample", help="print test scenes with their captions in every language")
+    sample.add_argument("--preset", default="toy")
+    sample.add_argument("-n", type=int, default=5)
+    sample.set_defaults(func=_world_sample)
+
+    chars = commands.add_parser("world-chars", help="print the CJK characters the grammars use (font subset)")
+    chars.set_defaults(func=_world_chars)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except XlcoreError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,273 @@
+"""Configuration: dataclasses with a help text per field, presets, overrides, hashing and `smoke`.
+
+Every field is declared with `option(default, help, smoke=...)`. The help text is what the CLI and the
+notebooks show; the optional `smoke` value is what the field becomes when a run is shrunk for tests
+(big_vision's `runlocal` idea: one switch, and each field knows its own small value), so no test has to
+know which knobs make a run small.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
+
+from .errors import ConfigError
+
+_NO_SMOKE = object()
+T = TypeVar("T")
+
+
+def option(default: Any, help: str, *, smoke: Any = _NO_SMOKE) -> Any:
+    """A dataclass field with a help text and, optionally, its value under `smoke`.
+
+    Mutable defaults (lists, dicts) are passed as a zero-argument callable, nested configs as their class.
+    """
+    metadata = {"help": help}
+    if smoke is not _NO_SMOKE:
+        metadata["smoke"] = smoke
+    if callable(default) and (not isinstance(default, type) or dataclasses.is_dataclass(default)):
+        return field(default_factory=default, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def help_texts(config_cls: type, prefix: str = "") -> dict[str, str]:
+    """Dotted field name -> help text, for a config class and its nested configs."""
+    texts = {}
+    hints = typing.get_type_hints(config_cls)
+    for f in dataclasses.fields(config_cls):
+        name = prefix + f.name
+        if "help" not in f.metadata:
+            raise ConfigError(f"{config_cls.__name__}.{f.name} has no help text; declare it with option()")
+        texts[name] = f.metadata["help"]
+        if dataclasses.is_dataclass(hints[f.name]):
+            texts.update(help_texts(hints[f.name], prefix=name + "."))
+    return texts
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """The config as plain JSON-able data (nested dicts, lists, scalars)."""
+    return json.loads(json.dumps(dataclasses.asdict(config), sort_keys=True, default=str))
+
+
+def config_hash(config: Any) -> str:
+    """A short, stable hash of the config's values; equal configs give equal hashes."""
+    canonical = json.dumps(to_dict(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check `value` against a field's type annotation, converting only where it is lossless."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if annotation is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option_type in args:
+            if option_type is type(None):
+                if value is None:
+                    return None
+                continue
+            try:
+                return _coerce(value, option_type, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(f"{where}: {value!r} matches none of {annotation}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
+        item_type = args[0] if args else Any
+        items = [_coerce(v, item_type, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return dict(value)
+    if dataclasses.is_dataclass(annotation):
+        if isinstance(value, annotation):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping for {annotation.__name__}, got {value!r}")
+        return from_dict(annotation, value, where=where)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {type(value).__name__} {value!r}")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{where}: expected an integer, got {type(value).__name__} {value!r}")
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where}: expected a number, got {type(value).__name__} {value!r}")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected a string, got {type(value).__name__} {value!r}")
+    return value
+
+
+def from_dict(config_cls: type[T], data: dict[str, Any], where: str | None = None) -> T:
+    """Build a config from plain data, checking every value's type and rejecting unknown keys."""
+    where = where or config_cls.__name__
+    hints = typing.get_type_hints(config_cls)
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {unknown}; known fields: {sorted(known)}")
+    values = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    return config_cls(**values)
+
+
+def override(config: T, **changes: Any) -> T:
+    """A copy of `config` with dotted-name changes applied, each type-checked.
+
+    `override(cfg, **{"world.image_size": 64, "seed": 1})`
+    """
+    data = to_dict(config)
+    for dotted, value in changes.items():
+        node = data
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise ConfigError(f"{type(config).__name__}: no nested config {part!r} in {dotted!r}")
+            node = node[part]
+        if parts[-1] not in node:
+            raise ConfigError(
+                f"{type(config).__name__}: unknown field {dotted!r}; see `python -m xlcore config --help-fields`"
+            )
+        node[parts[-1]] = value
+    return from_dict(type(config), data)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse `key=value` from a command line; the value is read as JSON when it parses, else as text."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def apply_smoke(config: T) -> T:
+    """The config with every field that declares a `smoke` value set to it (recursively)."""
+    changes = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            changes[f.name] = apply_smoke(value)
+        elif "smoke" in f.metadata:
+            changes[f.name] = f.metadata["smoke"]
+    return dataclasses.replace(config, **changes)
+
+
+# --------------------------------------------------------------------------------------------------
+# The study's configuration and its presets
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """The Polyglot Shapes world: image size, seed and the size of every data regime."""
+
+    seed: int = option(0, "Seed of the whole world; the same seed gives the same images and captions.")
+    image_size: int = option(32, "Side of the rendered square images in pixels (32 default, 64 optional).")
+    supersample: int = option(4, "Render at this multiple of image_size and downsample, for anti-aliasing.")
+    languages: tuple[str, ...] = option(
+        lambda: ("en", "de", "fr", "cs", "zh", "ja"),
+        "Languages of the world; English is the backbone's language and must be first.",
+    )
+    p_two_objects: float = option(
+        0.65, "Share of scenes with two objects and a spatial relation (0.65 keeps 1,000 unique test scenes possible: the world has 360 one-object scenes)."
+    )
+    p_culture: float = option(
+        0.2, "Share of a non-English language's own image-text data showing its culture-specific objects."
+    )
+    n_english: int = option(200_000, "Large English image-text set (backbone pretraining, English-only methods).",
+                            smoke=256)
+    n_per_language: int = option(5_000, "Small image-text set per non-English language (low-resource regime).",
+                                 smoke=64)
+    n_parallel: int = option(20_000, "Parallel en-X caption pairs per non-English language (no images).",
+                             smoke=128)
+    n_monolingual: int = option(50_000, "Monolingual sentences per language (multilingual encoder pretraining).",
+                                smoke=128)
+    n_retrieval_test: int = option(1_000, "Retrieval test images, unique descriptions, one caption per language.",
+                                   smoke=64)
+    n_generation_prompts: int = option(200, "Parallel generation prompts per language.", smoke=12)
+    n_culture_prompts: int = option(50, "Culture-concept generation prompts per non-English language.", smoke=6)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """One run of the study: which preset, seed, sizes and where outputs go."""
+
+    preset: str = option("toy", "Backbone scale: 'toy' (built-in world, CPU) or 'sd15' (Stable Diffusion 1.5).")
+    seed: int = option(0, "Seed of training and evaluation randomness (the world has its own seed).")
+    smoke: bool = option(False, "Shrink every size to its smoke value, for tests (see apply_smoke).")
+    output_dir: str = option("papermill_runs", "Folder for runs and the results table (relative to the working directory).")
+    figures_dir: str = option("figures", "Folder for figures (relative to the working directory).")
+    world: WorldConfig = option(WorldConfig, "The built-in world's settings (used by the toy preset).")
+
+    @property
+    def run_root(self) -> "Path":
+        """Where this preset's runs live: <output_dir>/<preset>."""
+        return Path(self.output_dir) / self.preset
+
+    @property
+    def results_path(self) -> "Path":
+        """The preset's results table: <output_dir>/<preset>/results.csv."""
+        return self.run_root / "results.csv"
+
+
+PRESETS: dict[str, Callable[[], StudyConfig]] = {}
+
+
+def register_preset(name: str) -> Callable[[Callable[[], StudyConfig]], Callable[[], StudyConfig]]:
+    """Decorator: register a function that returns a preset's StudyConfig under `name`."""
+
+    def decorate(builder: Callable[[], StudyConfig]) -> Callable[[], StudyConfig]:
+        if name in PRESETS:
+            raise ConfigError(f"preset {name!r} is registered twice")
+        PRESETS[name] = builder
+        return builder
+
+    return decorate
+
+
+@register_preset("toy")
+def _toy_preset() -> StudyConfig:
+    return StudyConfig(preset="toy")
+
+
+@register_preset("sd15")
+def _sd15_preset() -> StudyConfig:
+    # The world still supplies generation prompts and the culture probe at sd15 scale; the real
+    # benchmarks come from the loaders in xlcore.data. 64 px renders are closer to what a 512 px model sees.
+    return StudyConfig(preset="sd15", world=WorldConfig(image_size=64))
+
+
+def load_preset(name: str, *, smoke: bool = False, overrides: dict[str, Any] | None = None) -> StudyConfig:
+    """The named preset, with `overrides` (dotted names) applied and, if asked, shrunk by `smoke`."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; presets: {', '.join(sorted(PRESETS))}")
+    config = PRESETS[name]()
+    if overrides:
+        config = override(config, **overrides)
+    if smoke or config.smoke:
+        config = dataclasses.replace(apply_smoke(config), smoke=True)
+    return config

@@ -1,0 +1,56 @@
+"""Exceptions with messages meant for people.
+
+Every error a user can trigger through bad input, a bad file or a missing weight derives from
+`XlcoreError`, so drivers (CLI, notebooks, the demo) can show the message instead of a traceback.
+"""
+
+
+class XlcoreError(Exception):
+    """Base class of every error that xlcore raises on purpose."""
+
+
+class ConfigError(XlcoreError, ValueError):
+    """A configuration value, preset or override is invalid."""
+
+
+class UnknownLanguageError(XlcoreError, KeyError):
+    """A language code that the world or a benchmark does not support."""
+
+    def __init__(self, code: str, supported: list[str] | tuple[str, ...]):
+        self.code = code
+        self.supported = tuple(supported)
+        super().__init__(f"unknown language {code!r}; supported languages: {', '.join(self.supported)}")
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return self.args[0]
+
+
+class UnknownMethodError(XlcoreError, KeyError):
+    """A method name that no module has registered."""
+
+    def __init__(self, name: str, registered: list[str] | tuple[str, ...]):
+        self.name = name
+        self.registered = tuple(registered)
+        known = ", ".join(self.registered) if self.registered else "(none registered yet)"
+        super().__init__(f"unknown method {name!r}; registered methods: {known}")
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class DataFormatError(XlcoreError, ValueError):
+    """A data file (captions, image list, results table) is malformed.
+
+    The message always names the file and, where it makes sense, the 1-based line number.
+    """
+
+    def __init__(self, path, problem: str, line: int | None = None):
+        self.path = str(path)
+        self.line = line
+        self.problem = problem
+        where = f"{self.path}, line {line}" if line is not None else self.path
+        super().__init__(f"{where}: {problem}")
+
+
+class MissingDataError(XlcoreError, FileNotFoundError):
+    """A file or folder that the user has to provide (images, weights) is not there."""

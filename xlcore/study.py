@@ -1,0 +1,113 @@
+"""The main job (`make study`): everything the toy study has so far, end to end, offline.
+
+Steps run in order and each writes tidy rows to the preset's results table. A step whose run id already
+has rows is skipped, so a rerun after an interruption continues where it stopped and never duplicates
+rows. Later parts of the study (backbone quality, methods, evaluation, analysis) add steps here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .config import StudyConfig, config_hash
+from .results import ResultRow, ResultsStore
+from .world import World
+from .world.figures import sample_grid
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StudyContext:
+    """What every step gets: the config, the world, the results table and where figures go."""
+
+    config: StudyConfig
+    world: World
+    results: ResultsStore
+    figures_dir: Path
+    written: list[Path]
+
+
+def world_statistics(ctx: StudyContext) -> list[ResultRow]:
+    """Measure the world: regime sizes, caption variety and length per language, render speed."""
+    world, config = ctx.world, ctx.config
+    run_id = f"world-{config_hash(config.world)}"
+    if run_id in ctx.results.run_ids():
+        log.info("world statistics for %s already recorded; skipping", run_id)
+        return []
+    rows: list[ResultRow] = []
+    probe = min(1000, config.world.n_per_language)
+    for lang in tqdm(world.languages, desc="world statistics", unit="lang"):
+        texts = world.monolingual_text(lang, size=probe)
+        captions = [texts[i]["text"] for i in range(len(texts))]
+        metrics = {
+            "monolingual_items": config.world.n_monolingual,
+            "distinct_captions_per_probe": len(set(captions)),
+            "mean_caption_chars": float(np.mean([len(c) for c in captions])),
+        }
+        if lang == "en":
+            metrics["image_text_items"] = config.world.n_english
+        else:
+            metrics["image_text_items"] = config.world.n_per_language
+            metrics["parallel_pairs"] = config.world.n_parallel
+            metrics["culture_prompts"] = len(world.culture_prompts(lang))
+            own = world.language_image_text(lang, size=probe)
+            metrics["culture_share_measured"] = float(
+                np.mean([own.item(i).scene.culture_language == lang for i in range(len(own))])
+            )
+        rows += ctx.results.make_rows(
+            run_id=run_id, config=config, seed=config.world.seed, method="none", stage="data", language=lang,
+            benchmark="polyglot-shapes", metrics=metrics, protocol=f"probe={probe} monolingual captions",
+        )
+    test = world.retrieval_test()
+    rows += ctx.results.make_rows(
+        run_id=run_id, config=config, seed=config.world.seed, method="none", stage="data", language="all",
+        benchmark="polyglot-shapes/retrieval-test",
+        metrics={"images": len(test), "distinct_descriptions": len({test.item(i).scene.key() for i in range(len(test))})},
+    )
+    english = world.english_image_text()
+    n = min(500, len(english))
+    start = time.perf_counter()
+    for i in range(n):
+        world.render(english.item(i))
+    rate = n / (time.perf_counter() - start)
+    rows += ctx.results.make_rows(
+        run_id=run_id, config=config, seed=config.world.seed, method="none", stage="data", language="en",
+        benchmark="polyglot-shapes", metrics={"render_images_per_s": rate},
+        protocol=f"{n} renders, {config.world.image_size}px, supersample {config.world.supersample}, 1 process",
+        notes="measured on this machine",
+    )
+    return rows
+
+
+def world_figure(ctx: StudyContext) -> list[ResultRow]:
+    """Write the sample grid (images with their captions in every language) to figures/."""
+    ctx.written += sample_grid(ctx.world, ctx.figures_dir / "world_samples")
+    return []
+
+
+STEPS: list[tuple[str, Callable[[StudyContext], list[ResultRow]]]] = [
+    ("world statistics", world_statistics),
+    ("world sample grid", world_figure),
+]
+
+
+def run_study(config: StudyConfig) -> StudyContext:
+    """Run every step of the study for `config`; returns what was written."""
+    results = ResultsStore(config.results_path)
+    results.save_config(config)
+    ctx = StudyContext(config, World(config.world), results, Path(config.figures_dir), [])
+    for name, step in tqdm(STEPS, desc=f"study ({config.preset})", unit="step"):
+        log.info("study step: %s", name)
+        rows = step(ctx)
+        if rows:
+            results.append(rows)
+    ctx.written.insert(0, results.path)
+    return ctx
