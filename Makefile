@@ -13,7 +13,7 @@ export HF_DATASETS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup study test help
+.PHONY: setup study test help pretrain-toy
 
 help:
 	@echo "make study   run the whole toy study (offline, CPU) and write results and figures"
@@ -37,3 +37,10 @@ study: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Pretrain the toy backbone (hours on a CPU, minutes on a GPU; resumable). The shipped weights in
+# xlcore/assets/toy_backbone/ came from this command; `make study` never runs it.
+pretrain-toy: $(STAMP)
+	mkdir -p papermill_runs/toy/backbone_pretrain
+	$(VENV)/bin/papermill notebooks/00_pretrain_toy_backbone.ipynb \
+		papermill_runs/toy/backbone_pretrain/00_pretrain_toy_backbone.ipynb --cwd .

@@ -56,6 +56,22 @@ def _world_chars(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pretrain_toy(args: argparse.Namespace) -> int:
+    from .backbone.pretrain import ToyPretrainConfig, pretrain_toy_backbone, smoke_config
+    from .backbone.toy import ASSETS
+    from .config import override
+
+    config = smoke_config() if args.smoke else ToyPretrainConfig()
+    overrides = dict(parse_override(text) for text in args.set)
+    if args.components:
+        overrides["components"] = args.components.split(",")
+    if overrides:
+        config = override(config, **overrides)
+    out = pretrain_toy_backbone(config, args.work_dir, args.out_dir or ASSETS)
+    print(f"toy backbone written to {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m xlcore", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
@@ -78,6 +94,16 @@ def main(argv: list[str] | None = None) -> int:
 
     chars = commands.add_parser("world-chars", help="print the CJK characters the grammars use (font subset)")
     chars.set_defaults(func=_world_chars)
+
+    pretrain = commands.add_parser("pretrain-toy", help="pretrain the toy backbone (hours on a CPU; resumable)")
+    pretrain.add_argument("--work-dir", default="papermill_runs/toy/backbone_pretrain",
+                          help="checkpoints and loss logs (a rerun resumes from here)")
+    pretrain.add_argument("--out-dir", default=None, help="where the weights go (default: the package's assets)")
+    pretrain.add_argument("--components", default="", help="comma-separated subset of scorer,clip,multilingual,unet")
+    pretrain.add_argument("--smoke", action="store_true", help="a few steps of each component")
+    pretrain.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                          help="override a budget, e.g. --set unet.steps=5000")
+    pretrain.set_defaults(func=_pretrain_toy)
 
     args = parser.parse_args(argv)
     logging.basicConfig(

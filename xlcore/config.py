@@ -222,6 +222,11 @@ class StudyConfig:
     output_dir: str = option("papermill_runs", "Folder for runs and the results table (relative to the working directory).")
     figures_dir: str = option("figures", "Folder for figures (relative to the working directory).")
     world: WorldConfig = option(WorldConfig, "The built-in world's settings (used by the toy preset).")
+    toy_backbone_dir: str = option("", "Folder of the toy backbone's weights; empty means the copy shipped in the package.")
+    sampling_steps: int = option(25, "DDIM steps for every generation in the study.", smoke=4)
+    guidance_scales: tuple[float, ...] = option(
+        lambda: (1.0, 2.0, 4.0), "Classifier-free guidance scales every generation metric is reported at.",
+        smoke=(1.0, 2.0))
 
     @property
     def run_root(self) -> "Path":

@@ -54,3 +54,15 @@ class DataFormatError(XlcoreError, ValueError):
 
 class MissingDataError(XlcoreError, FileNotFoundError):
     """A file or folder that the user has to provide (images, weights) is not there."""
+
+
+class MissingWeightsError(MissingDataError):
+    """Pretrained weights that a preset needs are not on this machine (nothing is downloaded at run time)."""
+
+    def __init__(self, what: str, model_id: str, hint: str = ""):
+        self.model_id = model_id
+        how = hint or (
+            f"download them once on a machine with internet access, e.g. `huggingface-cli download {model_id}`, "
+            "and copy the Hugging Face cache (HF_HOME) here"
+        )
+        super().__init__(f"{what}: weights for {model_id!r} are not in the local Hugging Face cache; {how}")

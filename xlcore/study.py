@@ -87,6 +87,40 @@ def world_statistics(ctx: StudyContext) -> list[ResultRow]:
     return rows
 
 
+def backbone_quality(ctx: StudyContext) -> list[ResultRow]:
+    """Measure the shipped toy backbone against its quality bar and draw English generations."""
+    if ctx.config.preset != "toy":
+        log.info("backbone quality bar is defined for the toy preset only; skipping for %s", ctx.config.preset)
+        return []
+    from .backbone import quality
+    from .backbone.figures import generation_grid
+    from .backbone.toy import load_toy_backbone
+
+    config, world = ctx.config, ctx.world
+    backbone = load_toy_backbone(config.toy_backbone_dir) if config.toy_backbone_dir else load_toy_backbone()
+    run_id = f"backbone-{backbone.fingerprint()}-{config_hash(config)}"
+    figure = ctx.figures_dir / "toy_backbone_generations"
+    if run_id in ctx.results.run_ids():
+        log.info("backbone quality of %s already recorded; skipping", run_id)
+        return []
+    common = dict(run_id=run_id, config=config, seed=config.seed, method="english-backbone", stage="pretrained",
+                  language="en", notes=f"unet steps {backbone.info.get('components', {}).get('unet', {}).get('steps', '?')}")
+    rows = ctx.results.make_rows(benchmark="polyglot-shapes/scorer-test", metrics=quality.scorer_accuracy(backbone, world),
+                                 protocol="retrieval-test renders + culture prompts, scorer heads", **common)
+    retrieval = quality.english_retrieval(backbone, world)
+    rows += ctx.results.make_rows(benchmark="polyglot-shapes/retrieval-test", metrics=retrieval.as_metrics(),
+                                  protocol="t2i+i2t, one caption per image, cosine, pessimistic ties", **common)
+    generation = quality.english_generation(backbone, world, config.guidance_scales, steps=config.sampling_steps,
+                                            seed=config.seed)
+    for scale, metrics in generation.items():
+        rows += ctx.results.make_rows(
+            benchmark="polyglot-shapes/generation-prompts", metrics=metrics,
+            protocol=f"DDIM {config.sampling_steps} steps (trailing), guidance {scale:g}, scorer-judged", **common)
+    best = max(generation, key=lambda s: generation[s].get("single_shape_colour", 0.0))
+    ctx.written += generation_grid(backbone, world, figure, guidance_scale=best, steps=config.sampling_steps)
+    return rows
+
+
 def world_figure(ctx: StudyContext) -> list[ResultRow]:
     """Write the sample grid (images with their captions in every language) to figures/."""
     ctx.written += sample_grid(ctx.world, ctx.figures_dir / "world_samples")
@@ -96,6 +130,7 @@ def world_figure(ctx: StudyContext) -> list[ResultRow]:
 STEPS: list[tuple[str, Callable[[StudyContext], list[ResultRow]]]] = [
     ("world statistics", world_statistics),
     ("world sample grid", world_figure),
+    ("toy backbone quality", backbone_quality),
 ]
 
 

@@ -121,10 +121,16 @@ class World:
         return WorldItem(regime, index, scene, layout, relation, template, captions)
 
     def item(self, regime: str, index: int, language: str | None = None) -> WorldItem:
-        """Item `index` of a sampled regime: 'english', 'language', 'parallel' or 'monolingual'."""
+        """Item `index` of a sampled regime: 'english', 'language', 'parallel', 'monolingual' or 'scorer'."""
         if regime == "english":
             rng = self._rng(regime, index)
             return self._make_item(regime, index, self.sample_scene(rng), rng, ("en",))
+        if regime == "scorer":
+            # Every shape, culture concepts of all languages included: the scorer is an evaluator and
+            # must recognise whatever a method draws. No captions (no language names them all).
+            rng = self._rng(regime, index)
+            culture = self.target_languages[rng.integers(len(self.target_languages))]
+            return self._make_item(regime, index, self.sample_scene(rng, culture), rng, ())
         if language is None:
             raise ValueError(f"regime {regime!r} needs a language")
         if regime == "language":
@@ -166,6 +172,10 @@ class World:
     def monolingual_text(self, lang: str, size: int | None = None) -> "TextDataset":
         self.check_language(lang)
         return TextDataset(self, lang, size or self.config.n_monolingual)
+
+    def scorer_images(self, size: int) -> "ImageTextDataset":
+        """Labelled images over every shape (culture concepts included), for the attribute scorer."""
+        return ImageTextDataset(self, "scorer", None, size)
 
     def _unique_scenes(self, regime: str, count: int, single: tuple[Scene, ...], pairs: tuple[Scene, ...]) -> list[Scene]:
         """`count` distinct scenes, a share p_two_objects of them pairs, in a fixed random order."""

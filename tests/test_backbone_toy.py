@@ -1,0 +1,101 @@
+"""The toy backbone: offline loading, frozen weights with a stable fingerprint, tokenizers, sampling."""
+
+import json
+import shutil
+import time
+
+import pytest
+import torch
+
+from xlcore.backbone import quality
+from xlcore.backbone.pipeline import PixelTextToImagePipeline
+from xlcore.backbone.pretrain import pretrain_toy_backbone, smoke_config
+from xlcore.backbone.toy import ASSETS, load_toy_backbone
+from xlcore.errors import DataFormatError, MissingWeightsError
+from xlcore.world import CULTURE_SHAPES, get_grammar
+from xlcore.world.lexicon import all_captions
+
+
+@pytest.fixture(scope="session")
+def smoke_backbone_dir(tmp_path_factory):
+    """A backbone pretrained for a few steps per component (seconds), in its shipped layout."""
+    root = tmp_path_factory.mktemp("toy_backbone")
+    pretrain_toy_backbone(smoke_config(), root / "work", root / "weights")
+    return root / "weights"
+
+
+@pytest.fixture(scope="session")
+def smoke_backbone(smoke_backbone_dir):
+    return load_toy_backbone(smoke_backbone_dir)
+
+
+def test_the_shipped_backbone_loads_offline_quickly_and_frozen():
+    start = time.perf_counter()
+    backbone = load_toy_backbone()
+    assert time.perf_counter() - start < 30
+    info = json.loads((ASSETS / "backbone.json").read_text())
+    assert {"clip", "scorer", "multilingual", "unet"} <= set(info["components"])
+    assert info["data_seed"] == 0 and "make pretrain-toy" in info["reproduce"]
+    for name, module in backbone.named_modules_dict().items():
+        assert not any(p.requires_grad for p in module.parameters()), name
+        assert not module.training, name
+    total_bytes = sum(p.stat().st_size for p in ASSETS.iterdir())
+    assert total_bytes < 25 * 2**20, f"shipped backbone is {total_bytes / 2**20:.1f} MB"
+
+
+def test_fingerprint_is_stable_under_use_and_sensitive_to_any_change(smoke_backbone, small_world):
+    before = smoke_backbone.fingerprint()
+    states, pooled = smoke_backbone.encode_english(["A small red circle on the left", ""])
+    assert states.shape == (2, 24, 128) and pooled.shape == (2, 128)
+    smoke_backbone.encode_images(torch.rand(3, 3, 32, 32))
+    smoke_backbone.encode_multilingual(["Ein roter Kreis", "赤い円"])
+    quality.generate(smoke_backbone, states, [0, 1], guidance_scale=2.0, steps=2)
+    assert smoke_backbone.fingerprint() == before
+    with torch.no_grad():
+        smoke_backbone.unet.conv_out.bias[0] += 1e-3
+    assert smoke_backbone.fingerprint() != before
+    fresh = load_toy_backbone(smoke_backbone.info["directory"])
+    assert smoke_backbone.fingerprint(("clip",)) == fresh.fingerprint(("clip",))  # only the UNet changed
+    assert fresh.fingerprint() == before
+
+
+def test_tokenizers_cover_every_word_the_world_writes(smoke_backbone):
+    english, multi = smoke_backbone.tokenizer, smoke_backbone.multilingual_tokenizer
+    unknown = english.unk_token_id
+    for caption in all_captions(get_grammar("en")):
+        ids = english(caption)["input_ids"]
+        assert unknown not in ids, caption
+        assert ids[0] == english.bos_token_id and ids[-1] == english.eos_token_id
+        assert len(ids) <= english.model_max_length
+    for lang in ("de", "fr", "cs", "zh", "ja"):
+        for caption in list(all_captions(get_grammar(lang), CULTURE_SHAPES[lang]))[::97]:
+            ids = multi(caption)["input_ids"]
+            assert multi.unk_token_id not in ids, caption
+            assert len(ids) <= multi.model_max_length, (caption, len(ids))
+
+
+def test_the_same_seed_gives_the_same_image_whatever_the_batch(smoke_backbone):
+    states, _ = smoke_backbone.encode_english(["A red circle to the left of a blue square", "A big black star at the top"])
+    together = quality.generate(smoke_backbone, states, [7, 8], guidance_scale=1.0, steps=3)
+    alone = quality.generate(smoke_backbone, states[1:], [8], guidance_scale=1.0, steps=3)
+    torch.testing.assert_close(together[1:], alone, rtol=0, atol=1e-5)
+    assert together.shape == (2, 3, 32, 32) and 0 <= together.min() and together.max() <= 1
+
+
+def test_guidance_without_negative_embeddings_is_a_clear_error(smoke_backbone):
+    pipe = PixelTextToImagePipeline(smoke_backbone.unet, smoke_backbone.sample_scheduler)
+    states, _ = smoke_backbone.encode_english(["A red circle on the left"])
+    with pytest.raises(ValueError, match="negative_prompt_embeds"):
+        pipe(states, guidance_scale=3.0, num_inference_steps=2)
+
+
+def test_missing_or_corrupt_weights_name_the_file(smoke_backbone_dir, tmp_path):
+    broken = tmp_path / "weights"
+    shutil.copytree(smoke_backbone_dir, broken)
+    (broken / "unet.safetensors").unlink()
+    with pytest.raises(MissingWeightsError, match="unet.safetensors"):
+        load_toy_backbone(broken)
+    data = (smoke_backbone_dir / "unet.safetensors").read_bytes()
+    (broken / "unet.safetensors").write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(DataFormatError, match="unet.safetensors"):
+        load_toy_backbone(broken)

@@ -1,0 +1,138 @@
+"""The frozen bundle every method builds on (DESIGN.md section 3).
+
+A `Backbone` holds the English CLIP (its text tower gives the token states that condition the UNet and
+a pooled embedding in the joint image-text space; its image tower embeds images), the UNet with its
+noise schedulers, an optional VAE, the multilingual encoder with its tokenizer and, on the toy preset,
+the world's attribute scorer. Everything is frozen and put in eval mode when the bundle is built;
+`fingerprint()` hashes every weight so that later code can prove nothing changed and can key caches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+# OpenAI CLIP's pixel normalisation; the toy CLIP is trained with the same constants so both presets
+# share one preprocessing path.
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass
+class Backbone:
+    """The frozen models of one preset. Build with `load_backbone(preset)`."""
+
+    preset: str
+    clip: nn.Module  # transformers CLIPModel
+    tokenizer: Any  # English tokenizer (transformers tokenizer API)
+    unet: nn.Module  # diffusers UNet2DConditionModel
+    noise_scheduler: Any  # training scheduler (DDPM)
+    sample_scheduler: Any  # sampling scheduler (DDIM)
+    multilingual: nn.Module  # transformers XLMRobertaModel
+    multilingual_tokenizer: Any
+    image_size: int  # pixel side of generated images
+    vae: nn.Module | None = None  # diffusers AutoencoderKL, or None for pixel-space diffusion
+    scorer: nn.Module | None = None  # world attribute scorer (toy preset)
+    dtype: torch.dtype = torch.float32
+    info: dict[str, Any] = field(default_factory=dict)  # provenance: ids, data seed, reproduce command
+
+    def __post_init__(self) -> None:
+        self.freeze()
+
+    def named_modules_dict(self) -> dict[str, nn.Module]:
+        """The bundle's neural modules by name (the scorer is an evaluator, listed when present)."""
+        modules = {"clip": self.clip, "unet": self.unet, "multilingual": self.multilingual}
+        if self.vae is not None:
+            modules["vae"] = self.vae
+        if self.scorer is not None:
+            modules["scorer"] = self.scorer
+        return modules
+
+    def freeze(self) -> "Backbone":
+        for module in self.named_modules_dict().values():
+            module.requires_grad_(False)
+            module.eval()
+        return self
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "Backbone":
+        """Move (and cast) every module; the scorer stays float32 since it is an evaluator."""
+        for name, module in self.named_modules_dict().items():
+            cast = {} if dtype is None or name == "scorer" else {"dtype": dtype}
+            module.to(device=device, **cast)
+        if dtype is not None:
+            self.dtype = dtype
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    def fingerprint(self, modules: tuple[str, ...] | None = None) -> str:
+        """SHA-256 over every parameter and buffer (name, dtype, shape, bytes) of the chosen modules."""
+        digest = hashlib.sha256()
+        for name, module in sorted(self.named_modules_dict().items()):
+            if modules is not None and name not in modules:
+                continue
+            for key, tensor in sorted(module.state_dict().items()):
+                tensor = tensor.detach().cpu().contiguous().reshape(-1)
+                digest.update(f"{name}.{key}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+                digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        return digest.hexdigest()[:16]
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters per module, the CLIP towers and text projection separately."""
+        counts = {name: sum(p.numel() for p in m.parameters()) for name, m in self.named_modules_dict().items()}
+        counts["clip.text"] = sum(p.numel() for p in self.clip.text_model.parameters())
+        counts["clip.vision"] = sum(p.numel() for p in self.clip.vision_model.parameters())
+        return counts
+
+    # ----------------------------------------------------------------------------------------------
+    # Encoders (all without gradients: the backbone is frozen)
+
+    def tokenize_english(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        return self.tokenizer(list(texts), padding="max_length", truncation=True,
+                              max_length=self.tokenizer.model_max_length, return_tensors="pt").to(self.device)
+
+    @torch.no_grad()
+    def encode_english(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token states for the UNet's cross-attention (B, L, D) and the projected pooled embedding (B, P).
+
+        The token states are the text tower's last hidden states after its final layer norm, which is
+        what Stable Diffusion 1.5 conditions on.
+        """
+        tokens = self.tokenize_english(texts)
+        out = self.clip.text_model(input_ids=tokens["input_ids"], attention_mask=tokens.get("attention_mask"))
+        pooled = self.clip.text_projection(out.pooler_output)
+        return out.last_hidden_state, pooled
+
+    @torch.no_grad()
+    def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """CLIP image embeddings (B, P) for images in [0, 1], resized to the image tower's input."""
+        size = self.clip.config.vision_config.image_size
+        pixels = pixel_values.to(self.device, torch.float32)
+        if pixels.shape[-1] != size:
+            pixels = nn.functional.interpolate(pixels, size=(size, size), mode="bicubic", align_corners=False)
+        mean = torch.tensor(CLIP_MEAN, device=pixels.device).view(1, 3, 1, 1)
+        std = torch.tensor(CLIP_STD, device=pixels.device).view(1, 3, 1, 1)
+        pixels = ((pixels - mean) / std).to(self.dtype)
+        out = self.clip.vision_model(pixel_values=pixels)
+        return self.clip.visual_projection(out.pooler_output)
+
+    def tokenize_multilingual(self, texts: list[str], max_length: int | None = None) -> dict[str, torch.Tensor]:
+        max_length = max_length or self.multilingual_tokenizer.model_max_length
+        return self.multilingual_tokenizer(list(texts), padding="max_length", truncation=True,
+                                           max_length=max_length, return_tensors="pt").to(self.device)
+
+    @torch.no_grad()
+    def encode_multilingual(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The multilingual encoder's last hidden states (B, L, H) and attention mask (B, L)."""
+        tokens = self.tokenize_multilingual(texts)
+        out = self.multilingual(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
+        return out.last_hidden_state, tokens["attention_mask"]

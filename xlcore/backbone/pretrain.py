@@ -1,0 +1,135 @@
+"""Pretraining the toy backbone: scorer, English CLIP, multilingual encoder, then the UNet.
+
+Each component trains with `xlcore.train.Trainer` in its own folder under `work_dir` (checkpoints, loss
+log), so the whole job resumes after an interruption, and is exported as float16 safetensors into the
+package's assets when it finishes. The UNet also exports its EMA weights at every checkpoint, so a long
+run can be shipped (and continued later) at any point; `backbone.json` records how far each component
+trained, with the data seed and the command that reproduces it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from diffusers import UNet2DConditionModel
+from transformers import CLIPModel, PreTrainedTokenizerFast, XLMRobertaForMaskedLM
+
+from .. import provenance
+from ..config import WorldConfig, option, to_dict
+from ..train import TrainConfig, Trainer, write_json
+from ..world import World
+from . import toy
+from .scorer import AttributeScorer
+
+log = logging.getLogger(__name__)
+COMPONENTS = ("scorer", "clip", "multilingual", "unet")
+
+
+@dataclass(frozen=True)
+class ToyPretrainConfig:
+    """Budgets of every toy backbone component; `smoke` shrinks each to a few steps."""
+
+    world: WorldConfig = option(WorldConfig, "The world the backbone is pretrained on (its seed is recorded).")
+    components: tuple[str, ...] = option(lambda: COMPONENTS, "Which components to (re)train, in this order.")
+    scorer: TrainConfig = option(
+        lambda: TrainConfig(steps=800, batch_size=128, lr=2e-3, weight_decay=1e-4, warmup_steps=50,
+                            checkpoint_every_steps=200),
+        "Attribute scorer: cross-entropy on labelled renders of all shapes.")
+    clip: TrainConfig = option(
+        lambda: TrainConfig(steps=1500, batch_size=256, lr=1e-3, weight_decay=0.1, warmup_steps=100,
+                            checkpoint_every_steps=250),
+        "English CLIP: symmetric InfoNCE on the English image-text set.")
+    multilingual: TrainConfig = option(
+        lambda: TrainConfig(steps=2000, batch_size=128, lr=5e-4, weight_decay=0.01, warmup_steps=100,
+                            checkpoint_every_steps=500),
+        "Multilingual encoder: masked language modelling on monolingual text of every language.")
+    unet: TrainConfig = option(
+        lambda: TrainConfig(steps=30000, batch_size=32, lr=5e-4, weight_decay=0.01, warmup_steps=200,
+                            ema_decay=0.999, checkpoint_every_steps=1000, checkpoint_every_minutes=10.0),
+        "UNet: v-prediction denoising on English image-text through the frozen CLIP text tower.")
+    monolingual_per_language: int = option(50_000, "Sentences per language for masked language modelling.",
+                                           smoke=64)
+
+
+def _record(out_dir: Path, component: str, steps: int, config: ToyPretrainConfig, extra: dict | None = None) -> None:
+    """Update backbone.json with how far `component` trained and how to reproduce it."""
+    path = out_dir / "backbone.json"
+    info = json.loads(path.read_text()) if path.exists() else {}
+    info.setdefault("components", {})[component] = {
+        "steps": steps, "train_config": to_dict(getattr(config, component)), **(extra or {}),
+    }
+    info.update({
+        "world": to_dict(config.world), "data_seed": config.world.seed, "reproduce": toy.REPRODUCE_COMMAND,
+        "architectures": "xlcore.backbone.toy: clip_config, unet_config, multilingual_config, AttributeScorer",
+        "git_commit": provenance.git_commit(), "hardware": provenance.hardware(), "updated": provenance.utc_now(),
+    })
+    write_json(path, info)
+
+
+def tokenizers(world: World, out_dir: Path) -> tuple[PreTrainedTokenizerFast, PreTrainedTokenizerFast]:
+    """Build the two tokenizers once and keep them in out_dir (later components and resumes reuse them)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    english_path, multi_path = out_dir / "english_tokenizer.json", out_dir / "multilingual_tokenizer.json"
+    if not english_path.exists():
+        toy.build_english_tokenizer().backend_tokenizer.save(str(english_path))
+    if not multi_path.exists():
+        toy.build_multilingual_tokenizer(world).backend_tokenizer.save(str(multi_path))
+    english = PreTrainedTokenizerFast(tokenizer_file=str(english_path), bos_token="<bos>", eos_token="<eos>",
+                                      pad_token="<pad>", unk_token="<unk>", model_max_length=toy.ENGLISH_MAX_LENGTH)
+    multi = PreTrainedTokenizerFast(tokenizer_file=str(multi_path), bos_token="<s>", eos_token="</s>",
+                                    pad_token="<pad>", unk_token="<unk>", mask_token="<mask>",
+                                    model_max_length=toy.MULTILINGUAL_MAX_LENGTH)
+    return english, multi
+
+
+def pretrain_toy_backbone(config: ToyPretrainConfig, work_dir: str | Path,
+                          out_dir: str | Path = toy.ASSETS) -> Path:
+    """Train the chosen components in order, resuming each from its checkpoint; returns out_dir."""
+    work_dir, out_dir = Path(work_dir), Path(out_dir)
+    world = World(config.world)
+    english, multi = tokenizers(world, out_dir)
+    for component in config.components:
+        train_config = getattr(config, component)
+        run_dir = work_dir / component
+        log.info("pretraining %s for %d steps in %s", component, train_config.steps, run_dir)
+        if component == "scorer":
+            scorer = AttributeScorer()
+            Trainer(toy.ScorerTask(scorer, world, size=200_000), train_config, run_dir).fit()
+            toy.save_component(scorer, "scorer", out_dir)
+        elif component == "clip":
+            clip = CLIPModel(toy.clip_config(len(english)))
+            Trainer(toy.ClipTask(clip, english, world), train_config, run_dir).fit()
+            toy.save_component(clip, "clip", out_dir)
+        elif component == "multilingual":
+            model = XLMRobertaForMaskedLM(toy.multilingual_config(len(multi)))
+            task = toy.MaskedLanguageModelTask(model, multi, world, config.monolingual_per_language)
+            Trainer(task, train_config, run_dir).fit()
+            toy.save_component(model.roberta, "multilingual", out_dir)
+        elif component == "unet":
+            clip = toy._load_component(CLIPModel(toy.clip_config(len(english))), "clip", out_dir)
+            unet = UNet2DConditionModel(**toy.unet_config())
+            trainer = Trainer(toy.DiffusionTask(unet, clip, english, world), train_config, run_dir)
+
+            def export(step: int) -> None:  # ship the EMA weights as they are now
+                state = trainer.ema_state() or trainer._trainable_state()
+                toy.save_component(unet, "unet", out_dir, state={k.removeprefix("unet."): v for k, v in state.items()})
+                _record(out_dir, "unet", step, config, {"weights": "EMA" if trainer.ema is not None else "raw"})
+
+            trainer.on_checkpoint = export
+            trainer.fit()
+            continue  # exported by the checkpoint callback, which also records it
+        else:
+            raise ValueError(f"unknown component {component!r}; components: {COMPONENTS}")
+        _record(out_dir, component, train_config.steps, config)
+    return out_dir
+
+
+def smoke_config() -> ToyPretrainConfig:
+    """Every component for a couple of steps (tests)."""
+    from ..config import apply_smoke
+
+    return dataclasses.replace(apply_smoke(ToyPretrainConfig()), world=apply_smoke(WorldConfig()))

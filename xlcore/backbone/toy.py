@@ -1,0 +1,353 @@
+"""The toy backbone: small models of the real Hugging Face classes, pretrained on the world's English
+data (and monolingual text for the multilingual encoder) and shipped inside the package.
+
+- English CLIP: `CLIPModel` (both towers 128 wide, 4 layers, patch 4 on 32 px, projection 128) with a
+  word-level tokenizer built in-process from the English grammar's vocabulary, trained contrastively.
+- Text-to-image: a pixel-space `UNet2DConditionModel` (32x32x3; channels 32/64/128, cross-attention at
+  16x16 and 8x8) conditioned on the CLIP text tower's token states, v-prediction with a cosine noise
+  schedule, min-SNR-5 loss weighting (Hang et al. 2023, which speeds up convergence) and 15% caption
+  dropout for classifier-free guidance; sampled with DDIM (trailing spacing) through
+  `PixelTextToImagePipeline`. No VAE: DESIGN.md 8.1 measured a latent toy model drawing nothing after
+  17 CPU-minutes, and at 32 px the per-operation overhead, not arithmetic, dominates CPU time.
+- Multilingual encoder: `XLMRobertaModel` (128 wide, 4 layers) with a Unigram tokenizer over all six
+  languages, pretrained by masked language modelling on monolingual text only (never parallel text,
+  so the methods' alignment work is what aligns the languages), like XLM-R.
+- Attribute scorer: `AttributeScorer` (xlcore.backbone.scorer), trained on labelled renders.
+
+Weights ship as float16 safetensors (half the bytes; loaded as float32) with their configs, the data
+seed and the command that produced them, in `xlcore/assets/toy_backbone/`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, UNet2DConditionModel
+from safetensors.torch import load_file, save_file
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from torch import nn
+from transformers import CLIPConfig, CLIPModel, PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaModel
+
+from ..config import WorldConfig, option
+from ..errors import DataFormatError, MissingWeightsError
+from ..train import TrainConfig
+from ..world import World, get_grammar
+from ..world.lexicon import all_captions
+from .base import CLIP_MEAN, CLIP_STD, Backbone
+from .scorer import AttributeScorer
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets" / "toy_backbone"
+ENGLISH_MAX_LENGTH = 24
+MULTILINGUAL_MAX_LENGTH = 64
+MULTILINGUAL_VOCAB = 1000  # an upper bound: the trainer stops near 400 pieces on this corpus
+CJK_CHARACTERS = r"[\u3040-\u30ff\u4e00-\u9fff]"  # kana and CJK unified ideographs
+REPRODUCE_COMMAND = "make pretrain-toy  (papermill notebooks/00_pretrain_toy_backbone.ipynb)"
+
+
+# --------------------------------------------------------------------------------------------------
+# Tokenizers, built in-process
+
+
+def build_english_tokenizer() -> PreTrainedTokenizerFast:
+    """A word-level tokenizer over every word the English grammar can write (lower-cased)."""
+    splitter = pre_tokenizers.Whitespace()
+    words: set[str] = set()
+    for caption in all_captions(get_grammar("en")):
+        words.update(w for w, _ in splitter.pre_tokenize_str(caption.lower()))
+    # Special tokens first; eos is not id 2, so CLIPTextModel pools at the first eos (not argmax).
+    vocab = {tok: i for i, tok in enumerate(["<pad>", "<bos>", "<unk>", "<eos>", *sorted(words)])}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    tokenizer.pre_tokenizer = splitter
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<bos> $A <eos>", special_tokens=[("<bos>", 1), ("<eos>", 3)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>",
+        model_max_length=ENGLISH_MAX_LENGTH,
+    )
+
+
+def build_multilingual_tokenizer(world: World, sentences_per_language: int = 4000) -> PreTrainedTokenizerFast:
+    """A Unigram tokenizer (XLM-R's kind) trained on monolingual text of every language of the world."""
+    texts = [world.monolingual_text(lang, size=sentences_per_language)[i]["text"]
+             for lang in world.languages for i in range(sentences_per_language)]
+    tokenizer = Tokenizer(models.Unigram())
+    tokenizer.normalizer = normalizers.NFKC()
+    # Chinese and Japanese characters are isolated before Unigram, as multilingual BERT does: on this
+    # small, repetitive corpus Unigram otherwise spends its vocabulary on whole CJK phrases.
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Metaspace(),
+        pre_tokenizers.Split(pattern=Regex(CJK_CHARACTERS), behavior="isolated"),
+    ])
+    tokenizer.decoder = decoders.Metaspace()
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R's ids: <s>=0, <pad>=1, </s>=2, <unk>=3
+    trainer = trainers.UnigramTrainer(vocab_size=MULTILINGUAL_VOCAB, special_tokens=specials, unk_token="<unk>",
+                                      show_progress=False)
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
+        mask_token="<mask>", model_max_length=MULTILINGUAL_MAX_LENGTH,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Architectures
+
+
+def clip_config(vocab_size: int) -> CLIPConfig:
+    return CLIPConfig(
+        text_config=dict(vocab_size=vocab_size, hidden_size=128, intermediate_size=512, num_hidden_layers=4,
+                         num_attention_heads=4, max_position_embeddings=ENGLISH_MAX_LENGTH,
+                         pad_token_id=0, bos_token_id=1, eos_token_id=3),
+        vision_config=dict(image_size=32, patch_size=4, hidden_size=128, intermediate_size=512,
+                           num_hidden_layers=4, num_attention_heads=4),
+        projection_dim=128,
+    )
+
+
+def unet_config() -> dict[str, Any]:
+    return dict(
+        sample_size=32, in_channels=3, out_channels=3, layers_per_block=1,
+        block_out_channels=(32, 64, 128),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=128, attention_head_dim=4, norm_num_groups=8,
+    )
+
+
+def noise_scheduler_config() -> dict[str, Any]:
+    return dict(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction",
+                clip_sample=False)
+
+
+def sample_scheduler(config: dict[str, Any]) -> DDIMScheduler:
+    # Trailing spacing starts sampling at the last training timestep (Lin et al. 2024), which matters
+    # for a cosine schedule at few steps.
+    return DDIMScheduler(**config, timestep_spacing="trailing")
+
+
+def multilingual_config(vocab_size: int) -> XLMRobertaConfig:
+    return XLMRobertaConfig(
+        vocab_size=vocab_size, hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
+        intermediate_size=512, max_position_embeddings=MULTILINGUAL_MAX_LENGTH + 2, type_vocab_size=1,
+        pad_token_id=1, bos_token_id=0, eos_token_id=2,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Pretraining tasks (run by xlcore.train.Trainer)
+
+
+def _images(dataset, indices: Sequence[int]) -> tuple[torch.Tensor, list[dict]]:
+    samples = [dataset[i] for i in indices]
+    return torch.stack([s["pixel_values"] for s in samples]), samples
+
+
+def clip_normalise(pixels: torch.Tensor) -> torch.Tensor:
+    mean = torch.tensor(CLIP_MEAN, device=pixels.device).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD, device=pixels.device).view(1, 3, 1, 1)
+    return (pixels - mean) / std
+
+
+class ScorerTask:
+    """Cross-entropy on every attribute head, on labelled renders of all shapes."""
+
+    def __init__(self, scorer: AttributeScorer, world: World, size: int):
+        self.scorer, self.data = scorer, world.scorer_images(size)
+
+    def trainable_modules(self) -> dict[str, nn.Module]:
+        return {"scorer": self.scorer}
+
+    def dataset_size(self) -> int:
+        return len(self.data)
+
+    def batch(self, indices):
+        images, samples = _images(self.data, indices)
+        return images, torch.stack([s["labels"] for s in samples])
+
+    def loss(self, batch):
+        images, labels = batch
+        return {"loss": self.scorer.loss(images, labels)}
+
+
+class ClipTask:
+    """Symmetric InfoNCE between image and caption embeddings, logit scale capped at 100 (CLIP)."""
+
+    def __init__(self, clip: CLIPModel, tokenizer, world: World, size: int | None = None):
+        self.clip, self.tokenizer, self.data = clip, tokenizer, world.english_image_text(size)
+
+    def trainable_modules(self) -> dict[str, nn.Module]:
+        return {"clip": self.clip}
+
+    def dataset_size(self) -> int:
+        return len(self.data)
+
+    def batch(self, indices):
+        images, samples = _images(self.data, indices)
+        tokens = self.tokenizer([s["caption"] for s in samples], padding="max_length", truncation=True,
+                                max_length=ENGLISH_MAX_LENGTH, return_tensors="pt")
+        return clip_normalise(images), tokens["input_ids"], tokens["attention_mask"]
+
+    def loss(self, batch):
+        pixels, input_ids, attention_mask = batch
+        image = self.clip.visual_projection(self.clip.vision_model(pixel_values=pixels).pooler_output)
+        text = self.clip.text_projection(
+            self.clip.text_model(input_ids=input_ids, attention_mask=attention_mask).pooler_output)
+        image, text = nn.functional.normalize(image, dim=-1), nn.functional.normalize(text, dim=-1)
+        scale = self.clip.logit_scale.exp().clamp(max=100.0)
+        logits = scale * image @ text.T
+        target = torch.arange(len(logits), device=logits.device)
+        loss = (nn.functional.cross_entropy(logits, target) + nn.functional.cross_entropy(logits.T, target)) / 2
+        return {"loss": loss, "logit_scale": scale.detach()}
+
+
+class MaskedLanguageModelTask:
+    """BERT-style masking (15% of tokens: 80% <mask>, 10% random, 10% kept) on monolingual text."""
+
+    def __init__(self, model: XLMRobertaForMaskedLM, tokenizer, world: World, per_language: int):
+        self.model, self.tokenizer = model, tokenizer
+        self.sources = [world.monolingual_text(lang, size=per_language) for lang in world.languages]
+        self.per_language = per_language
+
+    def trainable_modules(self) -> dict[str, nn.Module]:
+        return {"mlm": self.model}
+
+    def dataset_size(self) -> int:
+        return self.per_language * len(self.sources)
+
+    def batch(self, indices):
+        texts = [self.sources[i % len(self.sources)][i // len(self.sources)]["text"] for i in indices]
+        tokens = self.tokenizer(texts, padding="max_length", truncation=True, return_tensors="pt")
+        input_ids = tokens["input_ids"].clone()
+        labels = input_ids.clone()
+        special = (input_ids == self.tokenizer.pad_token_id) | (input_ids == self.tokenizer.bos_token_id) | \
+                  (input_ids == self.tokenizer.eos_token_id)
+        chosen = (torch.rand(input_ids.shape) < 0.15) & ~special
+        labels[~chosen] = -100
+        roll = torch.rand(input_ids.shape)
+        input_ids[chosen & (roll < 0.8)] = self.tokenizer.mask_token_id
+        random_tokens = torch.randint(5, self.tokenizer.vocab_size, input_ids.shape)
+        replace = chosen & (roll >= 0.8) & (roll < 0.9)
+        input_ids[replace] = random_tokens[replace]
+        return input_ids, tokens["attention_mask"], labels
+
+    def loss(self, batch):
+        input_ids, attention_mask, labels = batch
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+        return {"loss": out.loss}
+
+
+class DiffusionTask:
+    """DDPM training of the UNet on English captions through the frozen CLIP text tower.
+
+    v-prediction with min-SNR-5 weighting; a caption is replaced by the empty prompt with probability
+    `caption_dropout` so that the model also learns the unconditional branch of guidance.
+    """
+
+    def __init__(self, unet: UNet2DConditionModel, clip: CLIPModel, tokenizer, world: World,
+                 size: int | None = None, caption_dropout: float = 0.15, snr_gamma: float = 5.0):
+        self.unet, self.clip, self.tokenizer = unet, clip.requires_grad_(False).eval(), tokenizer
+        self.data = world.english_image_text(size)
+        self.scheduler = DDPMScheduler(**noise_scheduler_config())
+        self.caption_dropout, self.snr_gamma = caption_dropout, snr_gamma
+        alphas = self.scheduler.alphas_cumprod
+        self.snr = alphas / (1 - alphas)
+
+    def trainable_modules(self) -> dict[str, nn.Module]:
+        return {"unet": self.unet}
+
+    def dataset_size(self) -> int:
+        return len(self.data)
+
+    @torch.no_grad()
+    def token_states(self, captions: list[str]) -> torch.Tensor:
+        tokens = self.tokenizer(captions, padding="max_length", truncation=True, max_length=ENGLISH_MAX_LENGTH,
+                                return_tensors="pt")
+        return self.clip.text_model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]).last_hidden_state
+
+    def batch(self, indices):
+        images, samples = _images(self.data, indices)
+        captions = ["" if torch.rand(()) < self.caption_dropout else s["caption"] for s in samples]
+        return images * 2 - 1, self.token_states(captions)
+
+    def loss(self, batch):
+        x0, context = batch
+        noise = torch.randn_like(x0)
+        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (len(x0),))
+        noisy = self.scheduler.add_noise(x0, noise, t)
+        target = self.scheduler.get_velocity(x0, noise, t)
+        prediction = self.unet(noisy, t, encoder_hidden_states=context).sample
+        per_sample = ((prediction - target) ** 2).mean(dim=(1, 2, 3))
+        snr = self.snr[t]
+        weight = torch.clamp(snr, max=self.snr_gamma) / (snr + 1)  # min-SNR for v-prediction
+        return {"loss": (weight * per_sample).mean(), "mse": per_sample.mean().detach()}
+
+
+# --------------------------------------------------------------------------------------------------
+# Shipping and loading
+
+
+def save_component(module: nn.Module, name: str, directory: Path = ASSETS,
+                   state: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write a component's weights as float16 safetensors (integer buffers unchanged)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    state = state if state is not None else module.state_dict()
+    half = {k: (v.half() if v.is_floating_point() else v).contiguous().cpu() for k, v in state.items()}
+    path = directory / f"{name}.safetensors"
+    save_file(half, str(path))
+    return path
+
+
+def _load_component(module: nn.Module, name: str, directory: Path) -> nn.Module:
+    path = directory / f"{name}.safetensors"
+    if not path.exists():
+        raise MissingWeightsError(
+            f"toy backbone component {name!r}", str(path),
+            hint=f"it is shipped with the package; reproduce it with {REPRODUCE_COMMAND}",
+        )
+    try:
+        state = load_file(str(path))
+    except Exception as err:  # safetensors raises its own error types for truncated or corrupt files
+        raise DataFormatError(path, f"not a readable safetensors file ({err})") from None
+    reference = module.state_dict()
+    state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise DataFormatError(path, f"weights do not fit the architecture: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    return module
+
+
+def load_toy_backbone(directory: str | Path = ASSETS, components: tuple[str, ...] | None = None) -> Backbone:
+    """The shipped toy backbone, offline, frozen, float32."""
+    directory = Path(directory)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(directory / "english_tokenizer.json"),
+                                        bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
+                                        unk_token="<unk>", model_max_length=ENGLISH_MAX_LENGTH)
+    multilingual_tokenizer = PreTrainedTokenizerFast(
+        tokenizer_file=str(directory / "multilingual_tokenizer.json"), bos_token="<s>", eos_token="</s>",
+        pad_token="<pad>", unk_token="<unk>", mask_token="<mask>", model_max_length=MULTILINGUAL_MAX_LENGTH)
+    info = json.loads((directory / "backbone.json").read_text()) if (directory / "backbone.json").exists() else {}
+    info["directory"] = str(directory)
+    clip = _load_component(CLIPModel(clip_config(len(tokenizer))), "clip", directory)
+    unet = _load_component(UNet2DConditionModel(**unet_config()), "unet", directory)
+    multilingual = _load_component(
+        XLMRobertaModel(multilingual_config(len(multilingual_tokenizer)), add_pooling_layer=False), "multilingual", directory)
+    scorer = _load_component(AttributeScorer(), "scorer", directory)
+    schedule = noise_scheduler_config()
+    return Backbone(
+        preset="toy", clip=clip, tokenizer=tokenizer, unet=unet, noise_scheduler=DDPMScheduler(**schedule),
+        sample_scheduler=sample_scheduler(schedule), multilingual=multilingual,
+        multilingual_tokenizer=multilingual_tokenizer, image_size=32, scorer=scorer, info=info,
+    )

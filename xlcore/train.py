@@ -1,0 +1,293 @@
+"""One training loop for everything that trains: backbone pretraining now, every method and stage later.
+
+A task supplies its trainable parameters, a batch source and `loss(batch) -> {name: tensor}` with a
+"loss" entry (open_clip's TrainingTask idea); the `Trainer` owns the rest: accelerate for device and
+mixed precision, gradient accumulation, the optimizer and schedule, gradient clipping, an optional EMA
+of the weights, a NaN/inf guard, tqdm progress, a JSON-lines log of every loss term, and checkpoints
+every N steps or minutes that a rerun resumes from.
+
+Batches are a pure function of the step (an epoch's order is a permutation seeded by (seed, epoch)) and
+checkpoints carry the torch random state, so a resumed run sees exactly the batches, noise and dropout
+that an uninterrupted run would have seen, and ends with the same weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol, Sequence
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from safetensors.torch import load_file, load_model, save_file, save_model
+from torch import nn
+from tqdm.auto import tqdm
+
+from .config import option, to_dict
+from .errors import DataFormatError, XlcoreError
+from .results import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(XlcoreError, FloatingPointError):
+    """A loss term became NaN or infinite; the last good checkpoint is kept."""
+
+
+class TrainingTask(Protocol):
+    """What the trainer needs from whatever it trains."""
+
+    def trainable_modules(self) -> dict[str, nn.Module]:
+        """Modules whose parameters train (all of their parameters that require grad)."""
+
+    def batch(self, indices: Sequence[int]) -> Any:
+        """The batch made of the given dataset indices."""
+
+    def dataset_size(self) -> int:
+        """How many items one epoch has."""
+
+    def loss(self, batch: Any) -> dict[str, torch.Tensor]:
+        """Named loss terms; the trainer minimises the entry "loss"."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: budget, optimizer, schedule, checkpoints."""
+
+    steps: int = option(1000, "Optimizer steps to train for.", smoke=4)
+    batch_size: int = option(64, "Samples per optimizer step (before accumulation is split).", smoke=8)
+    grad_accumulation: int = option(1, "Split each step's batch into this many micro-batches.")
+    optimizer: str = option("adamw", "'adamw' or 'lamb' (timm's LAMB, as mCLIP used).")
+    lr: float = option(1e-3, "Peak learning rate.")
+    weight_decay: float = option(0.01, "Decoupled weight decay.")
+    betas: tuple[float, ...] = option(lambda: (0.9, 0.98), "Adam betas.")
+    schedule: str = option("cosine", "'cosine' (to 0), 'constant' or 'inverse_sqrt' after warmup.")
+    warmup_steps: int = option(100, "Linear warmup steps.", smoke=1)
+    max_grad_norm: float = option(1.0, "Clip the global gradient norm to this (0 disables).")
+    ema_decay: float = option(0.0, "Keep an exponential moving average of the weights (0 disables).")
+    mixed_precision: str = option("no", "'no', 'bf16' or 'fp16' (accelerate's mixed precision).")
+    seed: int = option(0, "Seed of batch order and of the task's randomness.")
+    checkpoint_every_steps: int = option(500, "Checkpoint every this many steps.", smoke=2)
+    checkpoint_every_minutes: float = option(5.0, "And at least every this many minutes.")
+    log_every: int = option(10, "Log loss terms every this many steps.", smoke=1)
+
+
+def step_indices(step: int, batch_size: int, dataset_size: int, seed: int) -> list[int]:
+    """Dataset indices of global batch `step`: epochs are permutations seeded by (seed, epoch)."""
+    start = step * batch_size
+    indices: list[int] = []
+    while len(indices) < batch_size:
+        epoch, offset = divmod(start + len(indices), dataset_size)
+        order = np.random.default_rng([seed, epoch]).permutation(dataset_size)
+        take = min(batch_size - len(indices), dataset_size - offset)
+        indices.extend(int(i) for i in order[offset:offset + take])
+    return indices
+
+
+def _lr_factor(config: TrainConfig, step: int) -> float:
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    if config.schedule == "constant":
+        return 1.0
+    if config.schedule == "inverse_sqrt":
+        return math.sqrt(max(config.warmup_steps, 1) / (step + 1))
+    if config.schedule == "cosine":
+        progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+    raise XlcoreError(f"unknown schedule {config.schedule!r}; use cosine, constant or inverse_sqrt")
+
+
+def _make_optimizer(config: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]  # biases, norms, scalars: no weight decay
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.betas))
+    if config.optimizer == "lamb":
+        from timm.optim import Lamb
+
+        return Lamb(groups, lr=config.lr, betas=tuple(config.betas))
+    raise XlcoreError(f"unknown optimizer {config.optimizer!r}; use adamw or lamb")
+
+
+class Trainer:
+    """Train `task` under `config`, checkpointing into `run_dir` and resuming from it."""
+
+    def __init__(self, task: TrainingTask, config: TrainConfig, run_dir: str | Path,
+                 on_checkpoint: Callable[[int], None] | None = None):
+        self.task, self.config, self.run_dir = task, config, Path(run_dir)
+        self.on_checkpoint = on_checkpoint
+        self.accelerator = Accelerator(mixed_precision=config.mixed_precision,
+                                       gradient_accumulation_steps=config.grad_accumulation)
+        self.modules = task.trainable_modules()
+        for module in self.modules.values():
+            module.to(self.accelerator.device)
+        self.params = [p for m in self.modules.values() for p in m.parameters() if p.requires_grad]
+        if not self.params:
+            raise XlcoreError("the task has no trainable parameters")
+        self.optimizer = _make_optimizer(config, self.params)
+        self.ema = [p.detach().clone() for p in self.params] if config.ema_decay > 0 else None
+        self.step = 0
+        self.checkpoint_dir = self.run_dir / "checkpoint"
+        self.log_path = self.run_dir / "train_log.jsonl"
+
+    # ----------------------------------------------------------------------------------------------
+    # Checkpoints: weights as safetensors, optimizer state with torch.save (loaded weights_only=True)
+
+    def _trainable_state(self) -> dict[str, torch.Tensor]:
+        return {f"{name}.{key}": t.detach().cpu().clone()  # a copy: on the CPU .cpu() would alias the weights
+                for name, module in self.modules.items() for key, t in module.state_dict().items()}
+
+    def save_checkpoint(self) -> None:
+        """Write a complete checkpoint next to the old one, then swap: a crash never leaves half of one."""
+        tmp = self.run_dir / "checkpoint.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for name, module in self.modules.items():  # save_model handles tied weights (e.g. an MLM head)
+            save_model(module, str(tmp / f"trainable-{name}.safetensors"))
+        if self.ema is not None:
+            save_file({f"ema.{i}": t.cpu().contiguous() for i, t in enumerate(self.ema)}, str(tmp / "ema.safetensors"))
+        torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+        save_file({"torch_rng": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
+        state = {"step": self.step, "config": to_dict(self.config)}
+        (tmp / "state.json").write_text(json.dumps(state, indent=2))
+        old = self.run_dir / "checkpoint.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if self.checkpoint_dir.exists():
+            self.checkpoint_dir.rename(old)
+        tmp.rename(self.checkpoint_dir)
+        shutil.rmtree(old, ignore_errors=True)
+        log.info("checkpoint at step %d -> %s", self.step, self.checkpoint_dir)
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(self.step)
+
+    def load_checkpoint(self) -> bool:
+        """Resume from the last checkpoint if there is one (or from the previous one after a crash mid-swap)."""
+        directory = self.checkpoint_dir
+        if not directory.exists() and (self.run_dir / "checkpoint.old").exists():
+            directory = self.run_dir / "checkpoint.old"
+        if not directory.exists():
+            return False
+        try:
+            state = json.loads((directory / "state.json").read_text())
+            for name, module in self.modules.items():
+                load_model(module, str(directory / f"trainable-{name}.safetensors"))
+        except (OSError, ValueError, RuntimeError, json.JSONDecodeError) as err:
+            raise DataFormatError(directory, f"unreadable checkpoint ({err}); delete it to start over") from err
+        self.optimizer.load_state_dict(torch.load(directory / "optimizer.pt", weights_only=True))
+        if self.ema is not None and (directory / "ema.safetensors").exists():
+            ema = load_file(str(directory / "ema.safetensors"))
+            self.ema = [ema[f"ema.{i}"].to(p.device) for i, p in enumerate(self.params)]
+        if (directory / "rng.safetensors").exists():
+            torch.set_rng_state(load_file(str(directory / "rng.safetensors"))["torch_rng"])
+        else:  # checkpoints written before the random state was saved: reseed, resume stays close
+            log.warning("%s has no random state; reseeding from the step", directory)
+            torch.manual_seed(self.config.seed * 1_000_003 + int(state["step"]))
+        self.step = int(state["step"])
+        log.info("resumed from %s at step %d", directory, self.step)
+        return True
+
+    def ema_state(self) -> dict[str, torch.Tensor] | None:
+        """The EMA weights in the layout of `_trainable_state()` (None without EMA)."""
+        if self.ema is None:
+            return None
+        backup = [p.detach().clone() for p in self.params]
+        with torch.no_grad():
+            for p, e in zip(self.params, self.ema):
+                p.copy_(e)
+            state = self._trainable_state()
+            for p, b in zip(self.params, backup):
+                p.copy_(b)
+        return state
+
+    # ----------------------------------------------------------------------------------------------
+
+    def _micro_batches(self, indices: list[int]) -> Iterator[Any]:
+        size = math.ceil(len(indices) / self.config.grad_accumulation)
+        for start in range(0, len(indices), size):
+            yield self.task.batch(indices[start:start + size])
+
+    def fit(self) -> list[dict[str, float]]:
+        """Train until `config.steps`, resuming if a checkpoint exists; returns the logged history."""
+        config = self.config
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if not self.load_checkpoint():
+            torch.manual_seed(config.seed)  # task randomness (noise, dropout); a resume restores its state
+        history: list[dict[str, float]] = []
+        last_checkpoint = time.monotonic()
+        for module in self.modules.values():
+            module.train()
+        bar = tqdm(total=config.steps, initial=self.step, desc=type(self.task).__name__, unit="step",
+                   dynamic_ncols=True)
+        with open(self.log_path, "a") as log_file:
+            while self.step < config.steps:
+                factor = _lr_factor(config, self.step)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = config.lr * factor
+                indices = step_indices(self.step, config.batch_size, self.task.dataset_size(), config.seed)
+                terms_sum: dict[str, float] = {}
+                micro = list(self._micro_batches(indices))
+                for batch in micro:
+                    with self.accelerator.autocast():
+                        terms = self.task.loss(batch)
+                    for name, value in terms.items():
+                        if not torch.isfinite(value).all():
+                            raise NonFiniteLossError(
+                                f"loss term {name!r} is {value.item()} at step {self.step}; the last good "
+                                f"checkpoint in {self.checkpoint_dir} is kept (lower the learning rate or check the data)"
+                            )
+                        terms_sum[name] = terms_sum.get(name, 0.0) + float(value.detach()) / len(micro)
+                    self.accelerator.backward(terms["loss"] / len(micro))
+                if config.max_grad_norm > 0:
+                    terms_sum["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, config.max_grad_norm))
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.ema is not None:
+                    with torch.no_grad():
+                        torch._foreach_lerp_(self.ema, [p.detach() for p in self.params], 1 - config.ema_decay)
+                self.step += 1
+                bar.update(1)
+                if self.step % config.log_every == 0 or self.step == config.steps:
+                    record = {"step": self.step, "lr": config.lr * factor, **terms_sum}
+                    history.append(record)
+                    log_file.write(json.dumps(record) + "\n")
+                    log_file.flush()
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in terms_sum.items()})
+                due = (self.step % config.checkpoint_every_steps == 0
+                       or time.monotonic() - last_checkpoint > 60 * config.checkpoint_every_minutes)
+                if due or self.step == config.steps:
+                    self.save_checkpoint()
+                    last_checkpoint = time.monotonic()
+        bar.close()
+        for module in self.modules.values():
+            module.eval()
+        return history
+
+
+def read_log(run_dir: str | Path) -> list[dict[str, float]]:
+    """The JSON-lines training log of a run (for loss curves), one record per step.
+
+    Steps logged after the last checkpoint of an interrupted run are logged again when it resumes;
+    the later record wins.
+    """
+    path = Path(run_dir) / "train_log.jsonl"
+    if not path.exists():
+        return []
+    records: dict[int, dict[str, float]] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            raise DataFormatError(path, "not a JSON object", line=number) from None
+        records[int(record["step"])] = record
+    return [records[step] for step in sorted(records)]
+
+
+def write_json(path: Path, payload: dict) -> None:
+    atomic_write_bytes(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
