@@ -107,3 +107,16 @@ def test_a_task_without_trainable_parameters_is_refused(tmp_path):
     task.model.requires_grad_(False)
     with pytest.raises(Exception, match="no trainable parameters"):
         Trainer(task, CONFIG, tmp_path)
+
+
+def test_warm_start_continues_from_exported_weights_at_their_step(tmp_path):
+    first = RegressionTask()
+    Trainer(first, dataclasses.replace(CONFIG, steps=4), tmp_path / "a").fit()
+    second = RegressionTask()
+    trainer = Trainer(second, CONFIG, tmp_path / "b")
+    trainer.warm_start({"model": weights(first)}, step=4)
+    assert all(torch.equal(weights(second)[k], v) for k, v in weights(first).items())
+    trainer.fit()
+    assert trainer.step == 12 and read_log(tmp_path / "b")[0]["step"] == 5
+    with pytest.raises(Exception, match="resume from it"):
+        Trainer(RegressionTask(), CONFIG, tmp_path / "b").warm_start({"model": weights(first)}, step=4)

@@ -193,6 +193,21 @@ class Trainer:
         log.info("resumed from %s at step %d", directory, self.step)
         return True
 
+    def warm_start(self, weights: dict[str, dict[str, torch.Tensor]], step: int) -> None:
+        """Start from given weights at `step` (fresh optimizer state), when no checkpoint exists.
+
+        Used to continue a run whose checkpoint is gone but whose exported weights survive (the toy
+        UNet is shipped in-progress and continued in later sessions).
+        """
+        if self.checkpoint_dir.exists():
+            raise XlcoreError(f"{self.checkpoint_dir} exists; resume from it instead of warm-starting")
+        for name, state in weights.items():
+            self.modules[name].load_state_dict(state)
+        if self.ema is not None:
+            self.ema = [p.detach().clone() for p in self.params]
+        self.step = step
+        log.info("warm start at step %d from exported weights (optimizer state starts fresh)", step)
+
     def ema_state(self) -> dict[str, torch.Tensor] | None:
         """The EMA weights in the layout of `_trainable_state()` (None without EMA)."""
         if self.ema is None:
@@ -217,7 +232,7 @@ class Trainer:
         """Train until `config.steps`, resuming if a checkpoint exists; returns the logged history."""
         config = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if not self.load_checkpoint():
+        if not self.load_checkpoint() and self.step == 0:
             torch.manual_seed(config.seed)  # task randomness (noise, dropout); a resume restores its state
         history: list[dict[str, float]] = []
         last_checkpoint = time.monotonic()

@@ -120,6 +120,11 @@ def pretrain_toy_backbone(config: ToyPretrainConfig, work_dir: str | Path,
                 _record(out_dir, "unet", step, config, {"weights": "EMA" if trainer.ema is not None else "raw"})
 
             trainer.on_checkpoint = export
+            shipped = json.loads((out_dir / "backbone.json").read_text()).get("components", {}).get("unet", {})
+            if not trainer.checkpoint_dir.exists() and shipped.get("steps", 0) > 0:
+                # The checkpoint is gone (a new machine) but the exported UNet survives: continue from it.
+                weights = toy._load_component(UNet2DConditionModel(**toy.unet_config()), "unet", out_dir)
+                trainer.warm_start({"unet": weights.state_dict()}, shipped["steps"])
             trainer.fit()
             continue  # exported by the checkpoint callback, which also records it
         else:

@@ -233,13 +233,8 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(image).permute(2, 0, 1).float().div_(255.0)
 
 
-class ImageTextDataset(Dataset):
-    """Rendered images with captions. Each element is a dict:
-
-    `pixel_values` float (3, H, W) in [0, 1]; `caption` (the item's language) or `captions`
-    (dict language -> caption, for parallel test sets); `language`; `scene` (the canonical key);
-    `labels` (long tensor of attribute classes, see Scene.labels; -1 where not applicable).
-    """
+class _RegimeDataset(Dataset):
+    """A regime of `size` items, read by index through `World.item` (or from a fixed tuple of items)."""
 
     def __init__(self, world: World, regime: str, language: str | None, size: int,
                  items: tuple[WorldItem, ...] | None = None):
@@ -251,10 +246,20 @@ class ImageTextDataset(Dataset):
 
     def item(self, index: int) -> WorldItem:
         if not 0 <= index < self.size:
-            raise IndexError(f"{self.regime} has {self.size} items, asked for {index}")
+            raise IndexError(f"{self.regime} ({self.language or 'all languages'}) has {self.size} items, "
+                             f"asked for {index}")
         if self._items is not None:
             return self._items[index]
         return self.world.item(self.regime, index, self.language)
+
+
+class ImageTextDataset(_RegimeDataset):
+    """Rendered images with captions. Each element is a dict:
+
+    `pixel_values` float (3, H, W) in [0, 1]; `caption` (the item's language) or `captions`
+    (dict language -> caption, for parallel test sets); `language`; `scene` (the canonical key);
+    `labels` (long tensor of attribute classes, see Scene.labels; -1 where not applicable).
+    """
 
     def __getitem__(self, index: int) -> dict:
         item = self.item(index)
@@ -271,33 +276,22 @@ class ImageTextDataset(Dataset):
         return sample
 
 
-class ParallelTextDataset(Dataset):
+class ParallelTextDataset(_RegimeDataset):
     """en-X caption pairs of the same scene and phrasing: {'en': ..., 'target': ..., 'language': X}."""
 
     def __init__(self, world: World, language: str, size: int):
-        self.world, self.language, self.size = world, language, size
-
-    def __len__(self) -> int:
-        return self.size
+        super().__init__(world, "parallel", language, size)
 
     def __getitem__(self, index: int) -> dict:
-        if not 0 <= index < self.size:
-            raise IndexError(f"parallel {self.language} has {self.size} items, asked for {index}")
-        item = self.world.item("parallel", index, self.language)
+        item = self.item(index)
         return {"en": item.captions["en"], "target": item.captions[self.language], "language": self.language}
 
 
-class TextDataset(Dataset):
+class TextDataset(_RegimeDataset):
     """Monolingual captions of one language: {'text': ..., 'language': ...}."""
 
     def __init__(self, world: World, language: str, size: int):
-        self.world, self.language, self.size = world, language, size
-
-    def __len__(self) -> int:
-        return self.size
+        super().__init__(world, "monolingual", language, size)
 
     def __getitem__(self, index: int) -> dict:
-        if not 0 <= index < self.size:
-            raise IndexError(f"monolingual {self.language} has {self.size} items, asked for {index}")
-        item = self.world.item("monolingual", index, self.language)
-        return {"text": item.captions[self.language], "language": self.language}
+        return {"text": self.item(index).captions[self.language], "language": self.language}
