@@ -72,6 +72,14 @@ def _pretrain_toy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from .report import backbone_quality_table
+
+    config = load_preset(args.preset)
+    print(backbone_quality_table(config.results_path))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m xlcore", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
@@ -104,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     pretrain.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                           help="override a budget, e.g. --set unet.steps=5000")
     pretrain.set_defaults(func=_pretrain_toy)
+
+    report = commands.add_parser("report", help="print the toy backbone's quality table from the results table")
+    report.add_argument("--preset", default="toy")
+    report.set_defaults(func=_report)
 
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -49,8 +49,10 @@ class ToyPretrainConfig:
         "Multilingual encoder: masked language modelling on monolingual text of every language.")
     unet: TrainConfig = option(
         lambda: TrainConfig(steps=30000, batch_size=32, lr=5e-4, weight_decay=0.01, warmup_steps=200,
-                            ema_decay=0.999, checkpoint_every_steps=1000, checkpoint_every_minutes=10.0),
-        "UNet: v-prediction denoising on English image-text through the frozen CLIP text tower.")
+                            ema_decay=0.999, mixed_precision="bf16", checkpoint_every_steps=1000,
+                            checkpoint_every_minutes=10.0),
+        "UNet: v-prediction denoising on English image-text through the frozen CLIP text tower. bf16 autocast "
+        "(fp32 master weights) measured 1.33x the samples/s of fp32 on a 2-core AVX512-BF16 CPU.")
     monolingual_per_language: int = option(50_000, "Sentences per language for masked language modelling.",
                                            smoke=64)
 
@@ -78,12 +80,7 @@ def tokenizers(world: World, out_dir: Path) -> tuple[PreTrainedTokenizerFast, Pr
         toy.build_english_tokenizer().backend_tokenizer.save(str(english_path))
     if not multi_path.exists():
         toy.build_multilingual_tokenizer(world).backend_tokenizer.save(str(multi_path))
-    english = PreTrainedTokenizerFast(tokenizer_file=str(english_path), bos_token="<bos>", eos_token="<eos>",
-                                      pad_token="<pad>", unk_token="<unk>", model_max_length=toy.ENGLISH_MAX_LENGTH)
-    multi = PreTrainedTokenizerFast(tokenizer_file=str(multi_path), bos_token="<s>", eos_token="</s>",
-                                    pad_token="<pad>", unk_token="<unk>", mask_token="<mask>",
-                                    model_max_length=toy.MULTILINGUAL_MAX_LENGTH)
-    return english, multi
+    return toy.load_tokenizers(out_dir)
 
 
 def pretrain_toy_backbone(config: ToyPretrainConfig, work_dir: str | Path,
@@ -110,7 +107,7 @@ def pretrain_toy_backbone(config: ToyPretrainConfig, work_dir: str | Path,
             Trainer(task, train_config, run_dir).fit()
             toy.save_component(model.roberta, "multilingual", out_dir)
         elif component == "unet":
-            clip = toy._load_component(CLIPModel(toy.clip_config(len(english))), "clip", out_dir)
+            clip = toy.load_component(CLIPModel(toy.clip_config(len(english))), "clip", out_dir)
             unet = UNet2DConditionModel(**toy.unet_config())
             trainer = Trainer(toy.DiffusionTask(unet, clip, english, world), train_config, run_dir)
 
@@ -123,7 +120,7 @@ def pretrain_toy_backbone(config: ToyPretrainConfig, work_dir: str | Path,
             shipped = json.loads((out_dir / "backbone.json").read_text()).get("components", {}).get("unet", {})
             if not trainer.checkpoint_dir.exists() and shipped.get("steps", 0) > 0:
                 # The checkpoint is gone (a new machine) but the exported UNet survives: continue from it.
-                weights = toy._load_component(UNet2DConditionModel(**toy.unet_config()), "unet", out_dir)
+                weights = toy.load_component(UNet2DConditionModel(**toy.unet_config()), "unet", out_dir)
                 trainer.warm_start({"unet": weights.state_dict()}, shipped["steps"])
             trainer.fit()
             continue  # exported by the checkpoint callback, which also records it

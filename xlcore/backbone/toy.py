@@ -310,7 +310,7 @@ def save_component(module: nn.Module, name: str, directory: Path = ASSETS,
     return path
 
 
-def _load_component(module: nn.Module, name: str, directory: Path) -> nn.Module:
+def load_component(module: nn.Module, name: str, directory: Path) -> nn.Module:
     path = directory / f"{name}.safetensors"
     if not path.exists():
         raise MissingWeightsError(
@@ -329,22 +329,32 @@ def _load_component(module: nn.Module, name: str, directory: Path) -> nn.Module:
     return module
 
 
+def load_tokenizers(directory: Path) -> tuple[PreTrainedTokenizerFast, PreTrainedTokenizerFast]:
+    """The English and multilingual tokenizers saved in `directory`."""
+    paths = directory / "english_tokenizer.json", directory / "multilingual_tokenizer.json"
+    for path in paths:
+        if not path.exists():
+            raise MissingWeightsError("toy backbone tokenizer", str(path),
+                                      hint=f"it is shipped with the package; reproduce it with {REPRODUCE_COMMAND}")
+    english = PreTrainedTokenizerFast(tokenizer_file=str(paths[0]), bos_token="<bos>", eos_token="<eos>",
+                                      pad_token="<pad>", unk_token="<unk>", model_max_length=ENGLISH_MAX_LENGTH)
+    multilingual = PreTrainedTokenizerFast(
+        tokenizer_file=str(paths[1]), bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
+        mask_token="<mask>", model_max_length=MULTILINGUAL_MAX_LENGTH)
+    return english, multilingual
+
+
 def load_toy_backbone(directory: str | Path = ASSETS, components: tuple[str, ...] | None = None) -> Backbone:
     """The shipped toy backbone, offline, frozen, float32."""
     directory = Path(directory)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(directory / "english_tokenizer.json"),
-                                        bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
-                                        unk_token="<unk>", model_max_length=ENGLISH_MAX_LENGTH)
-    multilingual_tokenizer = PreTrainedTokenizerFast(
-        tokenizer_file=str(directory / "multilingual_tokenizer.json"), bos_token="<s>", eos_token="</s>",
-        pad_token="<pad>", unk_token="<unk>", mask_token="<mask>", model_max_length=MULTILINGUAL_MAX_LENGTH)
+    tokenizer, multilingual_tokenizer = load_tokenizers(directory)
     info = json.loads((directory / "backbone.json").read_text()) if (directory / "backbone.json").exists() else {}
     info["directory"] = str(directory)
-    clip = _load_component(CLIPModel(clip_config(len(tokenizer))), "clip", directory)
-    unet = _load_component(UNet2DConditionModel(**unet_config()), "unet", directory)
-    multilingual = _load_component(
+    clip = load_component(CLIPModel(clip_config(len(tokenizer))), "clip", directory)
+    unet = load_component(UNet2DConditionModel(**unet_config()), "unet", directory)
+    multilingual = load_component(
         XLMRobertaModel(multilingual_config(len(multilingual_tokenizer)), add_pooling_layer=False), "multilingual", directory)
-    scorer = _load_component(AttributeScorer(), "scorer", directory)
+    scorer = load_component(AttributeScorer(), "scorer", directory)
     schedule = noise_scheduler_config()
     return Backbone(
         preset="toy", clip=clip, tokenizer=tokenizer, unet=unet, noise_scheduler=DDPMScheduler(**schedule),
