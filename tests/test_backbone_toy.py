@@ -99,3 +99,23 @@ def test_missing_or_corrupt_weights_name_the_file(smoke_backbone_dir, tmp_path):
     (broken / "unet.safetensors").write_bytes(data[: len(data) // 2])  # truncated
     with pytest.raises(DataFormatError, match="unet.safetensors"):
         load_toy_backbone(broken)
+
+
+def test_the_backbone_casts_to_the_working_dtype_and_keeps_the_scorer_in_float32(smoke_backbone_dir):
+    backbone = load_toy_backbone(smoke_backbone_dir).to(dtype=torch.bfloat16)
+    assert backbone.dtype == torch.bfloat16
+    assert next(backbone.unet.parameters()).dtype == torch.bfloat16
+    assert next(backbone.clip.parameters()).dtype == torch.bfloat16
+    assert next(backbone.scorer.parameters()).dtype == torch.float32
+    states, pooled = backbone.encode_english(["A small red circle on the left"])
+    assert states.dtype == torch.bfloat16 and pooled.shape == (1, 128)
+    assert backbone.encode_images(torch.rand(2, 3, 32, 32)).dtype == torch.bfloat16
+
+
+def test_load_backbone_dispatches_by_preset():
+    from xlcore.backbone import load_backbone
+    from xlcore.errors import ConfigError
+
+    assert load_backbone("toy").preset == "toy"
+    with pytest.raises(ConfigError, match="presets with a backbone: sd15, toy"):
+        load_backbone("sdxl")

@@ -120,3 +120,10 @@ def test_warm_start_continues_from_exported_weights_at_their_step(tmp_path):
     assert trainer.step == 12 and read_log(tmp_path / "b")[0]["step"] == 5
     with pytest.raises(Exception, match="resume from it"):
         Trainer(RegressionTask(), CONFIG, tmp_path / "b").warm_start({"model": weights(first)}, step=4)
+
+
+def test_stages_with_different_mixed_precision_run_in_one_process(tmp_path):
+    Trainer(RegressionTask(), dataclasses.replace(CONFIG, steps=2), tmp_path / "fp32").fit()
+    trainer = Trainer(RegressionTask(), dataclasses.replace(CONFIG, steps=2, mixed_precision="bf16"), tmp_path / "bf16")
+    trainer.fit()
+    assert trainer.accelerator.mixed_precision == "bf16"

@@ -61,8 +61,12 @@ class MissingWeightsError(MissingDataError):
 
     def __init__(self, what: str, model_id: str, hint: str = ""):
         self.model_id = model_id
-        how = hint or (
-            f"download them once on a machine with internet access, e.g. `huggingface-cli download {model_id}`, "
-            "and copy the Hugging Face cache (HF_HOME) here"
-        )
-        super().__init__(f"{what}: weights for {model_id!r} are not in the local Hugging Face cache; {how}")
+        if hint:
+            message = f"{what}: {model_id!r} not found; {hint}"
+        else:
+            message = (
+                f"{what}: weights for {model_id!r} are not in the local Hugging Face cache; download them once on "
+                f"a machine with internet access, e.g. `huggingface-cli download {model_id}`, and copy the "
+                "Hugging Face cache (HF_HOME) here"
+            )
+        super().__init__(message)

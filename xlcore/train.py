@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 from tqdm.auto import tqdm
@@ -123,6 +124,11 @@ class Trainer:
                  on_checkpoint: Callable[[int], None] | None = None):
         self.task, self.config, self.run_dir = task, config, Path(run_dir)
         self.on_checkpoint = on_checkpoint
+        # accelerate keeps one mixed-precision setting per process, but the stages of one job (the toy
+        # backbone's components, a method's stages) may each want their own. Trainers run one after
+        # another, so the accelerator state is rebuilt for each; the distributed state is kept.
+        AcceleratorState._reset_state(reset_partial_state=False)
+        GradientState._reset_state()
         self.accelerator = Accelerator(mixed_precision=config.mixed_precision,
                                        gradient_accumulation_steps=config.grad_accumulation)
         self.modules = task.trainable_modules()
