@@ -57,6 +57,17 @@ class TrainingTask(Protocol):
         """Named loss terms; the trainer minimises the entry "loss"."""
 
 
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move every tensor in a (nested) batch to `device`."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train: budget, optimizer, schedule, checkpoints."""
@@ -132,7 +143,9 @@ class Trainer:
         self.accelerator = Accelerator(mixed_precision=config.mixed_precision,
                                        gradient_accumulation_steps=config.grad_accumulation)
         self.modules = task.trainable_modules()
-        for module in self.modules.values():
+        # Frozen parts the loss runs through (a teacher, a frozen encoder) go to the same device.
+        frozen = task.frozen_modules() if hasattr(task, "frozen_modules") else {}
+        for module in [*self.modules.values(), *frozen.values()]:
             module.to(self.accelerator.device)
         self.params = [p for m in self.modules.values() for p in m.parameters() if p.requires_grad]
         if not self.params:
@@ -255,6 +268,7 @@ class Trainer:
                 terms_sum: dict[str, float] = {}
                 micro = list(self._micro_batches(indices))
                 for batch in micro:
+                    batch = to_device(batch, self.accelerator.device)
                     with self.accelerator.autocast():
                         terms = self.task.loss(batch)
                     for name, value in terms.items():

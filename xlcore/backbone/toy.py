@@ -268,29 +268,30 @@ class DiffusionTask:
     def trainable_modules(self) -> dict[str, nn.Module]:
         return {"unet": self.unet}
 
+    def frozen_modules(self) -> dict[str, nn.Module]:
+        return {"clip": self.clip}
+
     def dataset_size(self) -> int:
         return len(self.data)
-
-    @torch.no_grad()
-    def token_states(self, captions: list[str]) -> torch.Tensor:
-        tokens = self.tokenizer(captions, padding="max_length", truncation=True, max_length=ENGLISH_MAX_LENGTH,
-                                return_tensors="pt")
-        return self.clip.text_model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]).last_hidden_state
 
     def batch(self, indices):
         images, samples = _images(self.data, indices)
         captions = ["" if torch.rand(()) < self.caption_dropout else s["caption"] for s in samples]
-        return images * 2 - 1, self.token_states(captions)
+        tokens = self.tokenizer(captions, padding="max_length", truncation=True, max_length=ENGLISH_MAX_LENGTH,
+                                return_tensors="pt")
+        return images * 2 - 1, tokens["input_ids"], tokens["attention_mask"]
 
     def loss(self, batch):
-        x0, context = batch
+        x0, input_ids, attention_mask = batch
+        with torch.no_grad():  # the frozen text tower's token states condition the UNet
+            context = self.clip.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         noise = torch.randn_like(x0)
-        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (len(x0),))
+        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (len(x0),), device=x0.device)
         noisy = self.scheduler.add_noise(x0, noise, t)
         target = self.scheduler.get_velocity(x0, noise, t)
         prediction = self.unet(noisy, t, encoder_hidden_states=context).sample
-        per_sample = ((prediction - target) ** 2).mean(dim=(1, 2, 3))
-        snr = self.snr[t]
+        per_sample = ((prediction.float() - target) ** 2).mean(dim=(1, 2, 3))
+        snr = self.snr.to(x0.device)[t]
         weight = torch.clamp(snr, max=self.snr_gamma) / (snr + 1)  # min-SNR for v-prediction
         return {"loss": (weight * per_sample).mean(), "mse": per_sample.mean().detach()}
 
