@@ -183,7 +183,7 @@ class ResultsStore:
                 self.path, f"header is {header}, expected the columns {list(COLUMNS)}", line=1
             )
         records = []
-        for line_number, values in enumerate(reader, start=2):
+        for values in reader:
             if not values:
                 continue
             if len(values) != len(COLUMNS):

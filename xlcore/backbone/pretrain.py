@@ -20,6 +20,7 @@ from transformers import CLIPModel, PreTrainedTokenizerFast, XLMRobertaForMasked
 
 from .. import provenance
 from ..config import WorldConfig, option, to_dict
+from ..errors import ConfigError
 from ..train import TrainConfig, Trainer, write_json
 from ..world import World
 from . import toy
@@ -83,50 +84,82 @@ def tokenizers(world: World, out_dir: Path) -> tuple[PreTrainedTokenizerFast, Pr
     return toy.load_tokenizers(out_dir)
 
 
+@dataclass
+class _Job:
+    """What every component's training gets."""
+
+    component: str
+    config: ToyPretrainConfig
+    world: World
+    english: PreTrainedTokenizerFast
+    multilingual: PreTrainedTokenizerFast
+    run_dir: Path
+    out_dir: Path
+
+    @property
+    def train_config(self) -> TrainConfig:
+        return getattr(self.config, self.component)
+
+
+def _train_scorer(job: _Job) -> None:
+    scorer = AttributeScorer()
+    Trainer(toy.ScorerTask(scorer, job.world, size=200_000), job.train_config, job.run_dir).fit()
+    toy.save_component(scorer, "scorer", job.out_dir)
+    _record(job.out_dir, "scorer", job.train_config.steps, job.config)
+
+
+def _train_clip(job: _Job) -> None:
+    clip = CLIPModel(toy.clip_config(len(job.english)))
+    Trainer(toy.ClipTask(clip, job.english, job.world), job.train_config, job.run_dir).fit()
+    toy.save_component(clip, "clip", job.out_dir)
+    _record(job.out_dir, "clip", job.train_config.steps, job.config)
+
+
+def _train_multilingual(job: _Job) -> None:
+    model = XLMRobertaForMaskedLM(toy.multilingual_config(len(job.multilingual)))
+    task = toy.MaskedLanguageModelTask(model, job.multilingual, job.world, job.config.monolingual_per_language)
+    Trainer(task, job.train_config, job.run_dir).fit()
+    toy.save_component(model.roberta, "multilingual", job.out_dir)  # the MLM head is not part of the backbone
+    _record(job.out_dir, "multilingual", job.train_config.steps, job.config)
+
+
+def _train_unet(job: _Job) -> None:
+    clip = toy.load_component(CLIPModel(toy.clip_config(len(job.english))), "clip", job.out_dir)
+    unet = UNet2DConditionModel(**toy.unet_config())
+    trainer = Trainer(toy.DiffusionTask(unet, clip, job.english, job.world), job.train_config, job.run_dir)
+
+    def export(step: int) -> None:  # ship the EMA weights as they are now, at every checkpoint
+        state = trainer.ema_state() or trainer._trainable_state()
+        toy.save_component(unet, "unet", job.out_dir, state={k.removeprefix("unet."): v for k, v in state.items()})
+        _record(job.out_dir, "unet", step, job.config, {"weights": "EMA" if trainer.ema is not None else "raw"})
+
+    trainer.on_checkpoint = export
+    info_path = job.out_dir / "backbone.json"
+    shipped = json.loads(info_path.read_text()).get("components", {}).get("unet", {}) if info_path.exists() else {}
+    if not trainer.checkpoint_dir.exists() and shipped.get("steps", 0) > 0:
+        # The checkpoint is gone (a new machine) but the exported UNet survives: continue from it.
+        weights = toy.load_component(UNet2DConditionModel(**toy.unet_config()), "unet", job.out_dir)
+        trainer.warm_start({"unet": weights.state_dict()}, shipped["steps"])
+    trainer.fit()
+
+
+TRAIN_COMPONENT = {"scorer": _train_scorer, "clip": _train_clip, "multilingual": _train_multilingual,
+                   "unet": _train_unet}
+
+
 def pretrain_toy_backbone(config: ToyPretrainConfig, work_dir: str | Path,
                           out_dir: str | Path = toy.ASSETS) -> Path:
     """Train the chosen components in order, resuming each from its checkpoint; returns out_dir."""
     work_dir, out_dir = Path(work_dir), Path(out_dir)
+    unknown = [c for c in config.components if c not in TRAIN_COMPONENT]
+    if unknown:
+        raise ConfigError(f"unknown component(s) {unknown}; components: {', '.join(COMPONENTS)}")
     world = World(config.world)
-    english, multi = tokenizers(world, out_dir)
+    english, multilingual = tokenizers(world, out_dir)
     for component in config.components:
-        train_config = getattr(config, component)
-        run_dir = work_dir / component
-        log.info("pretraining %s for %d steps in %s", component, train_config.steps, run_dir)
-        if component == "scorer":
-            scorer = AttributeScorer()
-            Trainer(toy.ScorerTask(scorer, world, size=200_000), train_config, run_dir).fit()
-            toy.save_component(scorer, "scorer", out_dir)
-        elif component == "clip":
-            clip = CLIPModel(toy.clip_config(len(english)))
-            Trainer(toy.ClipTask(clip, english, world), train_config, run_dir).fit()
-            toy.save_component(clip, "clip", out_dir)
-        elif component == "multilingual":
-            model = XLMRobertaForMaskedLM(toy.multilingual_config(len(multi)))
-            task = toy.MaskedLanguageModelTask(model, multi, world, config.monolingual_per_language)
-            Trainer(task, train_config, run_dir).fit()
-            toy.save_component(model.roberta, "multilingual", out_dir)
-        elif component == "unet":
-            clip = toy.load_component(CLIPModel(toy.clip_config(len(english))), "clip", out_dir)
-            unet = UNet2DConditionModel(**toy.unet_config())
-            trainer = Trainer(toy.DiffusionTask(unet, clip, english, world), train_config, run_dir)
-
-            def export(step: int) -> None:  # ship the EMA weights as they are now
-                state = trainer.ema_state() or trainer._trainable_state()
-                toy.save_component(unet, "unet", out_dir, state={k.removeprefix("unet."): v for k, v in state.items()})
-                _record(out_dir, "unet", step, config, {"weights": "EMA" if trainer.ema is not None else "raw"})
-
-            trainer.on_checkpoint = export
-            shipped = json.loads((out_dir / "backbone.json").read_text()).get("components", {}).get("unet", {})
-            if not trainer.checkpoint_dir.exists() and shipped.get("steps", 0) > 0:
-                # The checkpoint is gone (a new machine) but the exported UNet survives: continue from it.
-                weights = toy.load_component(UNet2DConditionModel(**toy.unet_config()), "unet", out_dir)
-                trainer.warm_start({"unet": weights.state_dict()}, shipped["steps"])
-            trainer.fit()
-            continue  # exported by the checkpoint callback, which also records it
-        else:
-            raise ValueError(f"unknown component {component!r}; components: {COMPONENTS}")
-        _record(out_dir, component, train_config.steps, config)
+        job = _Job(component, config, world, english, multilingual, work_dir / component, out_dir)
+        log.info("pretraining %s for %d steps in %s", component, job.train_config.steps, job.run_dir)
+        TRAIN_COMPONENT[component](job)
     return out_dir
 
 

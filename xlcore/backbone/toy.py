@@ -22,21 +22,18 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DConditionModel
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from torch import nn
 from transformers import CLIPConfig, CLIPModel, PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaModel
 
-from ..config import WorldConfig, option
 from ..errors import DataFormatError, MissingWeightsError
-from ..train import TrainConfig
+from ..results import atomic_write_bytes
 from ..world import World, get_grammar
 from ..world.lexicon import all_captions
 from .base import CLIP_MEAN, CLIP_STD, Backbone
@@ -307,7 +304,7 @@ def save_component(module: nn.Module, name: str, directory: Path = ASSETS,
     state = state if state is not None else module.state_dict()
     half = {k: (v.half() if v.is_floating_point() else v).contiguous().cpu() for k, v in state.items()}
     path = directory / f"{name}.safetensors"
-    save_file(half, str(path))
+    atomic_write_bytes(path, save(half))  # a crash mid-export must not leave a truncated shipped file
     return path
 
 
