@@ -10,6 +10,7 @@ from .results import ResultsStore
 
 QUALITY_BAR = {  # metric -> (label, target), from the backbone issue's quality bar
     "scorer_all_heads_acc": ("scorer: every attribute right on unseen renders", "> 95"),
+    "scorer_all_heads_acc_noise0.05": ("scorer: the same renders with Gaussian noise (std 0.05)", "-"),
     "mean_recall": ("English retrieval mean recall (1,000 test images)", "> 80"),
     "single_shape_colour": ("English generation, one object: shape + colour", "> 70"),
     "single_all": ("English generation, one object: shape, colour, size, position", "-"),

@@ -32,24 +32,30 @@ def _batches(items: Sequence, size: int):
 
 
 @torch.no_grad()
-def scorer_accuracy(backbone: Backbone, world: World) -> dict[str, float]:
-    """Accuracy (0-100) per scorer head, and the share of images with every head right."""
+def scorer_accuracy(backbone: Backbone, world: World, noise_std: float = 0.05, seed: int = 0) -> dict[str, float]:
+    """Accuracy (0-100) per scorer head and with every head right, on clean renders and, since generated
+    images carry sampling noise, on the same renders with Gaussian noise of std `noise_std`."""
     items: list[WorldItem] = list(world.retrieval_test()._items)
     for lang in world.target_languages:
         items += list(world.culture_prompts(lang))
-    correct = {name: [] for name in LABEL_CLASSES}
-    exact = []
-    for chunk in _batches(items, 256):
-        images = torch.stack([torch.from_numpy(world.render(x)).permute(2, 0, 1).float() / 255 for x in chunk])
-        predicted = backbone.scorer.predict(images)
-        labels = torch.tensor([list(x.scene.labels().values()) for x in chunk])
-        applies = labels >= 0
-        hits = (predicted == labels) | ~applies
-        exact += hits.all(1).tolist()
-        for column, name in enumerate(LABEL_CLASSES):
-            correct[name] += hits[applies[:, column], column].tolist()
-    metrics = {f"scorer_{name}_acc": 100.0 * sum(v) / len(v) for name, v in correct.items() if v}
-    metrics["scorer_all_heads_acc"] = 100.0 * sum(exact) / len(exact)
+    generator = torch.Generator().manual_seed(seed)
+    metrics = {}
+    for suffix, std in (("", 0.0), (f"_noise{noise_std:g}", noise_std)):
+        correct = {name: [] for name in LABEL_CLASSES}
+        exact = []
+        for chunk in _batches(items, 256):
+            images = torch.stack([torch.from_numpy(world.render(x)).permute(2, 0, 1).float() / 255 for x in chunk])
+            if std:
+                images = (images + std * torch.randn(images.shape, generator=generator)).clamp(0, 1)
+            predicted = backbone.scorer.predict(images)
+            labels = torch.tensor([list(x.scene.labels().values()) for x in chunk])
+            applies = labels >= 0
+            hits = (predicted == labels) | ~applies
+            exact += hits.all(1).tolist()
+            for column, name in enumerate(LABEL_CLASSES):
+                correct[name] += hits[applies[:, column], column].tolist()
+        metrics.update({f"scorer_{name}_acc{suffix}": 100.0 * sum(v) / len(v) for name, v in correct.items() if v})
+        metrics[f"scorer_all_heads_acc{suffix}"] = 100.0 * sum(exact) / len(exact)
     return metrics
 
 
