@@ -25,6 +25,13 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
+def clip_normalise(pixels: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] (B, 3, H, W) -> CLIP's normalised input."""
+    mean = torch.tensor(CLIP_MEAN, device=pixels.device).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD, device=pixels.device).view(1, 3, 1, 1)
+    return (pixels - mean) / std
+
+
 @dataclass
 class Backbone:
     """The frozen models of one preset. Build with `load_backbone(preset)`."""
@@ -119,9 +126,7 @@ class Backbone:
         pixels = pixel_values.to(self.device, torch.float32)
         if pixels.shape[-1] != size:
             pixels = nn.functional.interpolate(pixels, size=(size, size), mode="bicubic", align_corners=False)
-        mean = torch.tensor(CLIP_MEAN, device=pixels.device).view(1, 3, 1, 1)
-        std = torch.tensor(CLIP_STD, device=pixels.device).view(1, 3, 1, 1)
-        pixels = ((pixels - mean) / std).to(self.dtype)
+        pixels = clip_normalise(pixels).to(self.dtype)
         out = self.clip.vision_model(pixel_values=pixels)
         return self.clip.visual_projection(out.pooler_output)
 

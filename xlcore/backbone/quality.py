@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..evaluate.compositional import judge, summarise
 from ..evaluate.retrieval import RetrievalScores, retrieval_scores
-from ..world import World, WorldItem
+from ..world import World, WorldItem, image_to_tensor
 from ..world.scene import LABEL_CLASSES
 from .base import Backbone
 from .pipeline import PixelTextToImagePipeline
@@ -44,7 +44,7 @@ def scorer_accuracy(backbone: Backbone, world: World, noise_std: float = 0.05, s
         correct = {name: [] for name in LABEL_CLASSES}
         exact = []
         for chunk in _batches(items, 256):
-            images = torch.stack([torch.from_numpy(world.render(x)).permute(2, 0, 1).float() / 255 for x in chunk])
+            images = torch.stack([image_to_tensor(world.render(x)) for x in chunk])
             if std:
                 images = (images + std * torch.randn(images.shape, generator=generator)).clamp(0, 1)
             predicted = backbone.scorer.predict(images)
@@ -65,7 +65,7 @@ def english_retrieval(backbone: Backbone, world: World, batch_size: int = 256) -
     items = list(test._items)
     image_embeds, text_embeds = [], []
     for chunk in _batches(items, batch_size):
-        images = torch.stack([torch.from_numpy(world.render(x)).permute(2, 0, 1).float() / 255 for x in chunk])
+        images = torch.stack([image_to_tensor(world.render(x)) for x in chunk])
         image_embeds.append(backbone.encode_images(images))
         text_embeds.append(backbone.encode_english([x.captions["en"] for x in chunk])[1])
     return retrieval_scores(torch.cat(image_embeds), torch.cat(text_embeds), list(range(len(items))))

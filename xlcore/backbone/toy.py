@@ -36,7 +36,7 @@ from ..errors import DataFormatError, MissingWeightsError
 from ..results import atomic_write_bytes
 from ..world import World, get_grammar
 from ..world.lexicon import all_captions
-from .base import CLIP_MEAN, CLIP_STD, Backbone
+from .base import Backbone, clip_normalise
 from .scorer import AttributeScorer
 
 log = logging.getLogger(__name__)
@@ -150,12 +150,6 @@ def multilingual_config(vocab_size: int) -> XLMRobertaConfig:
 def _images(dataset, indices: Sequence[int]) -> tuple[torch.Tensor, list[dict]]:
     samples = [dataset[i] for i in indices]
     return torch.stack([s["pixel_values"] for s in samples]), samples
-
-
-def clip_normalise(pixels: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(CLIP_MEAN, device=pixels.device).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD, device=pixels.device).view(1, 3, 1, 1)
-    return (pixels - mean) / std
 
 
 class ScorerTask:
