@@ -227,6 +227,14 @@ class StudyConfig:
     guidance_scales: tuple[float, ...] = option(
         lambda: (1.0, 2.0, 4.0), "Classifier-free guidance scales every generation metric is reported at.",
         smoke=(1.0, 2.0))
+    methods: tuple[str, ...] = option(
+        lambda: (), "Methods the study trains and checks (empty: every registered method).")
+    method_languages: tuple[str, ...] = option(
+        lambda: ("de", "zh"), "Target languages for per-language methods (IAP, PEA) in the study's method step; "
+                              "the full (method, language) grid is the sweep's.", smoke=("de",))
+    transfer_prompts: int = option(40, "Parallel prompts per language in the methods' transfer check.", smoke=3)
+    transfer_guidance: float = option(4.0, "Guidance scale of the methods' transfer check (the toy backbone's best).")
+    feature_cache: bool = option(True, "Cache frozen-encoder features on disk under <output_dir>/<preset>/feature_cache.")
 
     @property
     def run_root(self) -> "Path":

@@ -11,7 +11,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -22,6 +22,8 @@ from .world import World
 from .world.figures import sample_grid
 
 log = logging.getLogger(__name__)
+
+RETRIEVAL_PROTOCOL = "t2i+i2t, one caption per image, cosine, pessimistic ties"
 
 
 @dataclass
@@ -109,7 +111,7 @@ def backbone_quality(ctx: StudyContext) -> list[ResultRow]:
                                  protocol="retrieval-test renders + culture prompts, scorer heads", **common)
     retrieval = quality.english_retrieval(backbone, world)
     rows += ctx.results.make_rows(benchmark="polyglot-shapes/retrieval-test", metrics=retrieval.as_metrics(),
-                                  protocol="t2i+i2t, one caption per image, cosine, pessimistic ties", **common)
+                                  protocol=RETRIEVAL_PROTOCOL, **common)
     generation = quality.english_generation(backbone, world, config.guidance_scales, steps=config.sampling_steps,
                                             seed=config.seed)
     for scale, metrics in generation.items():
@@ -119,6 +121,88 @@ def backbone_quality(ctx: StudyContext) -> list[ResultRow]:
     best = max(generation, key=lambda s: generation[s].get("single_shape_colour", 0.0))
     ctx.written += generation_grid(backbone, world, figure, guidance_scale=best, steps=config.sampling_steps)
     return rows
+
+
+@dataclass(frozen=True)
+class MethodRunConfig:
+    """Everything one method run depends on (its config hash keys the results)."""
+
+    preset: str
+    method: str
+    language: str
+    method_config: Any
+    study: StudyConfig
+
+
+def method_runs(config: StudyConfig, world: World) -> list[tuple[str, str | None]]:
+    """(method, language or None) pairs of the study's method step."""
+    from .registry import METHODS
+
+    names = config.methods or tuple(METHODS.names())
+    runs = []
+    for name in names:
+        if METHODS.get(name).per_language:
+            runs += [(name, world.check_language(lang)) for lang in config.method_languages]
+        else:
+            runs.append((name, None))
+    return runs
+
+
+def train_and_check_methods(ctx: StudyContext) -> list[ResultRow]:
+    """Train every method (resumable, per-stage checkpoints) and check its transfer to the target languages.
+
+    Rows go to the table one run at a time, so an interruption loses at most the run in progress, and
+    its training resumes from its last checkpoint.
+    """
+    from .backbone.toy import load_toy_backbone
+    from .cache import FeatureCache
+    from .config import apply_smoke
+    from .experiment import train_method, transfer_check
+    from .methods._base import build_method
+    from .registry import METHODS
+
+    config, world = ctx.config, ctx.world
+    if config.preset != "toy":
+        log.info("the method step trains on the built-in world (toy preset); skipping for %s", config.preset)
+        return []
+    backbone = load_toy_backbone(config.toy_backbone_dir) if config.toy_backbone_dir else load_toy_backbone()
+    fingerprint = backbone.fingerprint()
+    cache = FeatureCache(config.run_root / "feature_cache") if config.feature_cache else None
+    for name, language in tqdm(method_runs(config, world), desc="methods", unit="run"):
+        method_config = METHODS.get(name).config_class()
+        method = build_method(name, backbone, apply_smoke(method_config) if config.smoke else method_config,
+                              language=language, languages=world.languages)
+        run = MethodRunConfig(config.preset, name, language or "all", method.config, config)
+        run_id = f"method-{name}-{language or 'all'}-{fingerprint}-{config_hash(run)}"
+        if run_id in ctx.results.run_ids():
+            log.info("%s already recorded; skipping", run_id)
+            continue
+        ctx.results.save_config(run)
+        run_dir = config.run_root / name / (language or "all")
+        costs = train_method(method, world, run_dir, cache=cache)
+        common = dict(run_id=run_id, config=run, seed=config.seed, method=name, notes=method.label)
+        rows: list[ResultRow] = []
+        for cost in costs:
+            metrics = {"trainable_parameters": cost.trainable_parameters, "train_steps": cost.steps,
+                       "train_seconds": cost.seconds}
+            if cost.steps:
+                metrics["seconds_per_step"] = cost.seconds / cost.steps
+            rows += ctx.results.make_rows(stage=cost.stage, language=language or "all", benchmark="cost",
+                                          metrics=metrics, protocol=f"feature cache {'on' if cost.feature_cache else 'off'}; "
+                                          "wall time of this session's steps (0 if resumed complete)", **common)
+        languages = (language,) if language else world.target_languages
+        checks = transfer_check(method, world, languages, config.transfer_prompts, config.transfer_guidance,
+                                config.sampling_steps, config.seed)
+        for lang, parts in checks.items():
+            if "retrieval" in parts:
+                rows += ctx.results.make_rows(stage="final", language=lang, benchmark="polyglot-shapes/retrieval-test",
+                                              metrics=parts["retrieval"], protocol=RETRIEVAL_PROTOCOL, **common)
+            rows += ctx.results.make_rows(
+                stage="final", language=lang, benchmark="polyglot-shapes/generation-prompts", metrics=parts["generation"],
+                protocol=f"first {config.transfer_prompts} prompts, DDIM {config.sampling_steps} steps (trailing), "
+                         f"guidance {config.transfer_guidance:g} with the method's empty prompt, scorer-judged", **common)
+        ctx.results.append(rows)
+    return []
 
 
 def world_figure(ctx: StudyContext) -> list[ResultRow]:
@@ -131,6 +215,7 @@ STEPS: list[tuple[str, Callable[[StudyContext], list[ResultRow]]]] = [
     ("world statistics", world_statistics),
     ("world sample grid", world_figure),
     ("toy backbone quality", backbone_quality),
+    ("methods: train and check transfer", train_and_check_methods),
 ]
 
 

@@ -31,10 +31,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .config import option, to_dict
-from .errors import DataFormatError, XlcoreError
+from .errors import ConfigError, DataFormatError, XlcoreError
 from .results import atomic_write_bytes
 
 log = logging.getLogger(__name__)
+
+
+# Fields a resumed run may change: a longer budget, checkpoint and logging cadence.
+RESUMABLE_CHANGES = {"steps", "checkpoint_every_steps", "checkpoint_every_minutes", "log_every"}
 
 
 class NonFiniteLossError(XlcoreError, FloatingPointError):
@@ -199,6 +203,12 @@ class Trainer:
                 load_model(module, str(directory / f"trainable-{name}.safetensors"))
         except (OSError, ValueError, RuntimeError, json.JSONDecodeError) as err:
             raise DataFormatError(directory, f"unreadable checkpoint ({err}); delete it to start over") from err
+        saved = {k: v for k, v in state.get("config", {}).items() if k not in RESUMABLE_CHANGES}
+        current = {k: v for k, v in to_dict(self.config).items() if k not in RESUMABLE_CHANGES}
+        if saved and saved != current:
+            changed = sorted(k for k in current if saved.get(k) != current[k])
+            raise ConfigError(f"{directory} was written with a different training config ({', '.join(changed)}); "
+                              "use another run folder or delete this one to start over")
         self.optimizer.load_state_dict(torch.load(directory / "optimizer.pt", weights_only=True))
         if self.ema is not None and (directory / "ema.safetensors").exists():
             ema = load_file(str(directory / "ema.safetensors"))
@@ -257,7 +267,7 @@ class Trainer:
         last_checkpoint = time.monotonic()
         for module in self.modules.values():
             module.train()
-        bar = tqdm(total=config.steps, initial=self.step, desc=type(self.task).__name__, unit="step",
+        bar = tqdm(total=config.steps, initial=self.step, desc=getattr(self.task, "description", type(self.task).__name__), unit="step",
                    dynamic_ncols=True)
         with open(self.log_path, "a") as log_file:
             while self.step < config.steps:

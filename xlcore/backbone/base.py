@@ -32,6 +32,17 @@ def clip_normalise(pixels: torch.Tensor) -> torch.Tensor:
     return (pixels - mean) / std
 
 
+def module_fingerprint(modules: dict[str, nn.Module]) -> str:
+    """SHA-256 (16 hex digits) over every parameter and buffer (name, dtype, shape, bytes) of `modules`."""
+    digest = hashlib.sha256()
+    for name, module in sorted(modules.items()):
+        for key, tensor in sorted(module.state_dict().items()):
+            tensor = tensor.detach().cpu().contiguous().reshape(-1)
+            digest.update(f"{name}.{key}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+            digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()[:16]
+
+
 @dataclass
 class Backbone:
     """The frozen models of one preset. Build with `load_backbone(preset)`."""
@@ -83,15 +94,8 @@ class Backbone:
 
     def fingerprint(self, modules: tuple[str, ...] | None = None) -> str:
         """SHA-256 over every parameter and buffer (name, dtype, shape, bytes) of the chosen modules."""
-        digest = hashlib.sha256()
-        for name, module in sorted(self.named_modules_dict().items()):
-            if modules is not None and name not in modules:
-                continue
-            for key, tensor in sorted(module.state_dict().items()):
-                tensor = tensor.detach().cpu().contiguous().reshape(-1)
-                digest.update(f"{name}.{key}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-                digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
-        return digest.hexdigest()[:16]
+        chosen = {name: m for name, m in self.named_modules_dict().items() if modules is None or name in modules}
+        return module_fingerprint(chosen)
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameters per module, the CLIP towers and text projection separately."""
@@ -108,16 +112,32 @@ class Backbone:
                               max_length=self.tokenizer.model_max_length, return_tensors="pt").to(self.device)
 
     @torch.no_grad()
-    def encode_english(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token states for the UNet's cross-attention (B, L, D) and the projected pooled embedding (B, P).
-
-        The token states are the text tower's last hidden states after its final layer norm, which is
-        what Stable Diffusion 1.5 conditions on.
-        """
+    def english_text_outputs(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """The English text tower's outputs: `states` (B, L, D), the last hidden states after the final
+        layer norm, which is what Stable Diffusion 1.5 conditions on; `pooler` (B, D), the EOS state
+        (AltCLIP's teacher target); `pooled` (B, P), the pooler output projected into the joint space."""
         tokens = self.tokenize_english(texts)
         out = self.clip.text_model(input_ids=tokens["input_ids"], attention_mask=tokens.get("attention_mask"))
-        pooled = self.clip.text_projection(out.pooler_output)
-        return out.last_hidden_state, pooled
+        return {"states": out.last_hidden_state, "pooler": out.pooler_output,
+                "pooled": self.clip.text_projection(out.pooler_output)}
+
+    def encode_english(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token states for the UNet's cross-attention (B, L, D) and the projected pooled embedding (B, P)."""
+        out = self.english_text_outputs(texts)
+        return out["states"], out["pooled"]
+
+    @torch.no_grad()
+    def diffusion_input(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """What the UNet diffuses for images in [0, 1]: pixels in [-1, 1] (toy), or VAE latents (sd15).
+
+        The latent is the posterior mean (not a sample), so it is a pure function of the image and can
+        be cached; the sampled latent differs from it by the VAE's small posterior noise.
+        """
+        x = pixel_values.to(self.device, torch.float32) * 2 - 1
+        if self.vae is None:
+            return x
+        latents = self.vae.encode(x.to(self.dtype)).latent_dist.mean
+        return latents * self.vae.config.scaling_factor
 
     @torch.no_grad()
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:

@@ -73,11 +73,13 @@ def english_retrieval(backbone: Backbone, world: World, batch_size: int = 256) -
 
 @torch.no_grad()
 def generate(backbone: Backbone, token_states: torch.Tensor, seeds: Sequence[int], guidance_scale: float,
-             steps: int = 25, batch_size: int = 100) -> torch.Tensor:
-    """Images in [0, 1] for each row of token states; image i uses its own generator seeded seeds[i]."""
-    pipe = PixelTextToImagePipeline(backbone.unet, backbone.sample_scheduler)
+             steps: int = 25, batch_size: int = 100, *, unet=None, negative: torch.Tensor | None = None) -> torch.Tensor:
+    """Images in [0, 1] for each row of token states; image i uses its own generator seeded seeds[i].
+
+    `unet` defaults to the backbone's; `negative` (1, L, D) to the empty English prompt's states."""
+    pipe = PixelTextToImagePipeline(unet if unet is not None else backbone.unet, backbone.sample_scheduler)
     pipe.set_progress_bar_config(disable=True)
-    empty, _ = backbone.encode_english([""])
+    empty = negative if negative is not None else backbone.encode_english([""])[0]
     out = []
     for start in range(0, len(token_states), batch_size):
         states = token_states[start:start + batch_size]

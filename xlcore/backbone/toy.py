@@ -37,6 +37,7 @@ from ..results import atomic_write_bytes
 from ..world import World, get_grammar
 from ..world.lexicon import all_captions
 from .base import Backbone, clip_normalise
+from .diffusion import denoising_loss, noisy_sample
 from .scorer import AttributeScorer
 
 log = logging.getLogger(__name__)
@@ -260,8 +261,6 @@ class DiffusionTask:
         self.data = world.english_image_text(size)
         self.scheduler = DDPMScheduler(**noise_scheduler_config())
         self.caption_dropout, self.snr_gamma = caption_dropout, snr_gamma
-        alphas = self.scheduler.alphas_cumprod
-        self.snr = alphas / (1 - alphas)
 
     def trainable_modules(self) -> dict[str, nn.Module]:
         return {"unet": self.unet}
@@ -283,15 +282,10 @@ class DiffusionTask:
         x0, input_ids, attention_mask = batch
         with torch.no_grad():  # the frozen text tower's token states condition the UNet
             context = self.clip.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        noise = torch.randn_like(x0)
-        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (len(x0),), device=x0.device)
-        noisy = self.scheduler.add_noise(x0, noise, t)
-        target = self.scheduler.get_velocity(x0, noise, t)
-        prediction = self.unet(noisy, t, encoder_hidden_states=context).sample
-        per_sample = ((prediction.float() - target) ** 2).mean(dim=(1, 2, 3))
-        snr = self.snr.to(x0.device)[t]
-        weight = torch.clamp(snr, max=self.snr_gamma) / (snr + 1)  # min-SNR for v-prediction
-        return {"loss": (weight * per_sample).mean(), "mse": per_sample.mean().detach()}
+        sample = noisy_sample(self.scheduler, x0)
+        prediction = self.unet(sample.noisy, sample.timesteps, encoder_hidden_states=context).sample
+        return {"loss": denoising_loss(prediction, sample, self.scheduler, self.snr_gamma),
+                "mse": denoising_loss(prediction, sample).detach()}
 
 
 # --------------------------------------------------------------------------------------------------

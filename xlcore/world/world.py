@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..config import WorldConfig
+from ..config import WorldConfig, config_hash
 from ..errors import ConfigError, UnknownLanguageError
 from .grammars import get_grammar, supported_languages
 from .render import Placement, render, sample_layout
@@ -165,6 +165,11 @@ class World:
         self.check_language(lang, allow_english=False)
         return ImageTextDataset(self, "language", lang, size or self.config.n_per_language)
 
+    def pivot_image_text(self, lang: str, size: int | None = None) -> "PivotImageTextDataset":
+        """`language_image_text(lang)` with each item's English caption beside it (see the class)."""
+        self.check_language(lang, allow_english=False)
+        return PivotImageTextDataset(self, lang, size or self.config.n_per_language)
+
     def parallel_text(self, lang: str, size: int | None = None) -> "ParallelTextDataset":
         self.check_language(lang, allow_english=False)
         return ParallelTextDataset(self, lang, size or self.config.n_parallel)
@@ -244,6 +249,11 @@ class _RegimeDataset(Dataset):
     def __len__(self) -> int:
         return self.size
 
+    def descriptor(self) -> dict:
+        """What identifies this dataset's content (a feature cache key part)."""
+        return {"kind": type(self).__name__, "world": config_hash(self.world.config), "regime": self.regime,
+                "language": self.language, "size": self.size}
+
     def item(self, index: int) -> WorldItem:
         if not 0 <= index < self.size:
             raise IndexError(f"{self.regime} ({self.language or 'all languages'}) has {self.size} items, "
@@ -273,6 +283,29 @@ class ImageTextDataset(_RegimeDataset):
         else:
             sample["caption"] = item.captions[self.language]
             sample["language"] = self.language
+        return sample
+
+
+class PivotImageTextDataset(_RegimeDataset):
+    """A language's own image-text items with the English caption of the same scene and phrasing beside
+    the target caption (image-target-English triplets, what IAP and PEA's teacher need).
+
+    Culture-concept items have no English caption (English has no word for them): `caption_en` is ""
+    and `has_english` is False, so a method can drop its English-teacher terms for them.
+    """
+
+    def __init__(self, world: World, language: str, size: int):
+        super().__init__(world, "language", language, size)
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.item(index)
+        sample = {"pixel_values": image_to_tensor(self.world.render(item)), "caption": item.captions[self.language],
+                  "language": self.language}
+        if item.scene.culture_language is None:
+            sample["caption_en"] = get_grammar("en").describe(item.scene, item.relation, item.template)
+        else:
+            sample["caption_en"] = ""
+        sample["has_english"] = torch.tensor(item.scene.culture_language is None)
         return sample
 
 

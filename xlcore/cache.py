@@ -1,0 +1,239 @@
+"""Feature cache for the frozen parts of training (DESIGN.md section 3: "the main performance lever").
+
+A method's stage names the features it needs from frozen encoders, e.g.
+`{"image": "clip_image", "en": "clip_text:caption", "ml": "multilingual:caption"}`; `FrozenFeatures`
+computes them for any dataset indices, either on the fly (the uncached path) or once for the whole
+dataset into a `FeatureCache` and then by reading rows. Both paths call the same `compute`, so cached
+values are the uncached ones (up to the float differences of batching, tested to 1e-5).
+
+Feature kinds ("kind" or "kind:field", field = the sample's text field):
+
+- `pixels`: the image, stored as uint8 (it is k/255 by construction, so the round trip is exact);
+- `diffusion_input`: what the UNet diffuses (pixels in [-1, 1], or VAE latent means on sd15);
+- `clip_image`: CLIP image embedding; `clip_text:F`: the English text tower's token states, pooler
+  output and projected pooled embedding of field F; `multilingual:F`: the multilingual encoder's last hidden states and mask;
+- `english_tokens:F`, `multilingual_tokens:F`: token ids and masks (for encoders that train);
+- `flag:F`: a per-sample tensor field passed through (e.g. `has_english`).
+
+Cache entries live in `<root>/<key>/` as `.npy` files read memory-mapped, so a cache larger than memory
+costs page cache, not process memory. The key hashes everything that determines the values: the
+fingerprint of every module used, the dataset's descriptor (world config, regime, language, size), the
+feature specs, tokenizer settings and a format version; a change in any of them is a new entry.
+Building writes into a temporary folder that is renamed when complete, so an interrupted build is
+simply rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .backbone.base import Backbone, module_fingerprint
+from .errors import ConfigError, DataFormatError
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
+KINDS = ("pixels", "diffusion_input", "clip_image", "clip_text", "multilingual", "english_tokens",
+         "multilingual_tokens", "flag")
+RAW = "_raw"  # marks an uncomputed batch
+
+
+def _parse(spec: str) -> tuple[str, str | None]:
+    kind, _, field = spec.partition(":")
+    if kind not in KINDS:
+        raise ConfigError(f"unknown feature kind {kind!r} in {spec!r}; kinds: {', '.join(KINDS)}")
+    if kind in ("pixels", "diffusion_input", "clip_image"):
+        return kind, None
+    if not field:
+        raise ConfigError(f"feature {spec!r} needs a field, e.g. {kind}:caption")
+    return kind, field
+
+
+class FrozenFeatures:
+    """Features of a dataset from frozen encoders, computed on the fly or read from a cache.
+
+    `multilingual` replaces the backbone's multilingual encoder (a method that first improves the
+    encoder, like mCLIP+, then freezes it); its own weights key the cache.
+    """
+
+    def __init__(self, backbone: Backbone, dataset, specs: Mapping[str, str], *,
+                 multilingual: nn.Module | None = None, cache: "FeatureCache | None" = None, batch_size: int = 256):
+        self.backbone, self.dataset, self.specs = backbone, dataset, dict(specs)
+        self.parsed = {name: _parse(spec) for name, spec in self.specs.items()}
+        self.multilingual = multilingual if multilingual is not None else backbone.multilingual
+        self.batch_size = batch_size
+        self.arrays: dict[str, np.ndarray] | None = cache.load_or_build(self) if cache is not None else None
+
+    # ----------------------------------------------------------------------------------------------
+
+    def modules_used(self) -> dict[str, nn.Module]:
+        kinds = {kind for kind, _ in self.parsed.values()}
+        used: dict[str, nn.Module] = {}
+        if kinds & {"clip_image", "clip_text"}:
+            used["clip"] = self.backbone.clip
+        if "multilingual" in kinds:
+            used["multilingual"] = self.multilingual
+        if "diffusion_input" in kinds and self.backbone.vae is not None:
+            used["vae"] = self.backbone.vae
+        return used
+
+    def key(self) -> dict[str, Any]:
+        """Everything the cached values depend on."""
+        describe = getattr(self.dataset, "descriptor", None)
+        if describe is None:
+            raise ConfigError(f"{type(self.dataset).__name__} has no descriptor(); it cannot key a feature cache")
+        return {
+            "format": CACHE_FORMAT,
+            "modules": module_fingerprint(self.modules_used()),
+            "dataset": describe(),
+            "specs": self.specs,
+            "english_max_length": self.backbone.tokenizer.model_max_length,
+            "multilingual_max_length": self.backbone.multilingual_tokenizer.model_max_length,
+            "dtype": str(self.backbone.dtype),
+        }
+
+    def raw(self, indices: Sequence[int]) -> dict[str, Any]:
+        """What the encoders need for these items: images and text fields (cheap, on the CPU)."""
+        samples = [self.dataset[int(i)] for i in indices]
+        out: dict[str, Any] = {RAW: True}
+        if "pixel_values" in samples[0]:
+            out["pixel_values"] = torch.stack([s["pixel_values"] for s in samples])
+        for kind, field in self.parsed.values():
+            if field is not None and field not in out:
+                values = [s[field] for s in samples]
+                out[field] = torch.stack(values) if isinstance(values[0], torch.Tensor) else values
+        return out
+
+    @torch.no_grad()
+    def compute(self, raw: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """The features of a raw batch, on the backbone's device."""
+        bb = self.backbone
+        out: dict[str, torch.Tensor] = {}
+        for name, (kind, field) in self.parsed.items():
+            if kind == "pixels":
+                out[name] = raw["pixel_values"].to(bb.device)
+            elif kind == "diffusion_input":
+                out[name] = bb.diffusion_input(raw["pixel_values"]).float()
+            elif kind == "clip_image":
+                out[name] = bb.encode_images(raw["pixel_values"]).float()
+            elif kind == "clip_text":
+                for part, value in bb.english_text_outputs(raw[field]).items():
+                    out[f"{name}.{part}"] = value.float()
+            elif kind == "multilingual":
+                tokens = bb.tokenize_multilingual(raw[field])
+                self.multilingual.to(bb.device)
+                states = self.multilingual(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
+                out[f"{name}.states"], out[f"{name}.mask"] = states.last_hidden_state.float(), tokens["attention_mask"]
+            elif kind == "english_tokens":
+                tokens = bb.tokenize_english(raw[field])
+                out[f"{name}.ids"], out[f"{name}.mask"] = tokens["input_ids"], tokens["attention_mask"]
+            elif kind == "multilingual_tokens":
+                tokens = bb.tokenize_multilingual(raw[field])
+                out[f"{name}.ids"], out[f"{name}.mask"] = tokens["input_ids"], tokens["attention_mask"]
+            elif kind == "flag":
+                out[name] = raw[field].to(bb.device)
+        return out
+
+    # ----------------------------------------------------------------------------------------------
+
+    def batch(self, indices: Sequence[int]) -> dict[str, Any]:
+        """Rows of the cache for these indices, or the raw inputs when there is no cache."""
+        if self.arrays is None:
+            return self.raw(indices)
+        rows = np.asarray(indices, dtype=np.int64)
+        out = {}
+        for name, array in self.arrays.items():
+            values = torch.from_numpy(np.ascontiguousarray(array[rows]))
+            out[name] = values.float().div_(255.0) if values.dtype == torch.uint8 else values
+        return out
+
+    def features(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """Complete a batch from `batch()`: compute features for raw inputs, pass cached ones through."""
+        return self.compute(batch) if batch.get(RAW) else dict(batch)
+
+
+def _to_storage(name: str, kind: str, tensor: torch.Tensor) -> np.ndarray:
+    if kind == "pixels":  # exact: pixel values are k/255
+        return (tensor * 255.0).round().to(torch.uint8).cpu().numpy()
+    return tensor.detach().cpu().numpy()
+
+
+class FeatureCache:
+    """Memory-mapped feature arrays on disk under `root`, one folder per key."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    @staticmethod
+    def digest(key: Mapping[str, Any]) -> str:
+        return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+    def load_or_build(self, features: FrozenFeatures) -> dict[str, np.ndarray]:
+        key = features.key()
+        directory = self.root / self.digest(key)
+        if not (directory / "meta.json").exists():
+            self._build(features, key, directory)
+        try:
+            meta = json.loads((directory / "meta.json").read_text())
+            arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in meta["arrays"]}
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
+            raise DataFormatError(directory, f"unreadable feature cache entry ({err}); delete the folder to rebuild") from None
+        size = len(features.dataset)
+        if any(len(a) != size for a in arrays.values()):
+            raise DataFormatError(directory, f"cache arrays do not have {size} rows; delete the folder to rebuild")
+        log.info("feature cache %s: %s", directory.name, {k: tuple(a.shape) for k, a in arrays.items()})
+        return arrays
+
+    def _build(self, features: FrozenFeatures, key: Mapping[str, Any], directory: Path) -> None:
+        size = len(features.dataset)
+        tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        kinds = {name: kind for name, (kind, _) in features.parsed.items()}
+        arrays: dict[str, np.ndarray] = {}
+        for start in tqdm(range(0, size, features.batch_size), desc=f"feature cache {directory.name[:8]}", unit="batch"):
+            indices = list(range(start, min(size, start + features.batch_size)))
+            computed = features.compute(features.raw(indices))
+            for name, tensor in computed.items():
+                stored = _to_storage(name, kinds[name.split(".")[0]], tensor)
+                if name not in arrays:
+                    arrays[name] = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=stored.dtype,
+                                                             shape=(size, *stored.shape[1:]))
+                arrays[name][start:start + len(indices)] = stored
+        for array in arrays.values():
+            array.flush()
+        (tmp / "meta.json").write_text(json.dumps({"key": key, "arrays": sorted(arrays)}, indent=2, default=str))
+        try:
+            tmp.rename(directory)
+        except OSError:  # another process finished the same entry first; theirs is identical
+            shutil.rmtree(tmp, ignore_errors=True)
+        log.info("built feature cache %s (%d items)", directory, size)
+
+
+class ConcatDataset(torch.utils.data.Dataset):
+    """Several datasets one after another, with a descriptor (so the mixture can key a cache)."""
+
+    def __init__(self, datasets: Sequence):
+        self.datasets = list(datasets)
+        self.offsets = np.cumsum([0] + [len(d) for d in self.datasets])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, index: int) -> dict:
+        part = int(np.searchsorted(self.offsets, index, side="right") - 1)
+        return self.datasets[part][index - int(self.offsets[part])]
+
+    def descriptor(self) -> dict:
+        return {"kind": "concat", "parts": [d.descriptor() for d in self.datasets]}

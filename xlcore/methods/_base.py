@@ -1,0 +1,385 @@
+"""The method contract (DESIGN.md section 3) and what every method shares.
+
+A `Method` builds its trainable modules on a frozen `Backbone` and declares, per training stage, which
+of its modules train, what data the stage reads (a dataset and the frozen features it needs, see
+`xlcore.cache`), its paper's optimizer and schedule (a `TrainConfig`) and `loss(batch, stage)`. The
+one `Trainer` runs every stage through `StageTask`; methods never write a loop.
+
+After training, `encode(texts, lang)` gives the conditioning for the (frozen) UNet and, where the
+method has a joint image-text space, a pooled embedding for retrieval; `save()` writes only the
+trainable weights (safetensors) and `method.json`; `load_method()` rebuilds the method from those two
+files and a backbone, without any training code.
+
+Methods never change the backbone: a method that trains UNet weights (AltDiffusion, full fine-tuning)
+trains its own copy, and the tests check the backbone's fingerprint before and after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Iterator, Mapping, Sequence
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..backbone.base import Backbone
+from ..backbone.diffusion import denoising_loss, noisy_sample
+from ..cache import FeatureCache, FrozenFeatures
+from ..config import from_dict, to_dict
+from ..errors import ConfigError, DataFormatError, MissingWeightsError, UnknownLanguageError
+from ..registry import METHODS
+from ..train import TrainConfig
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "trainable.safetensors"
+META_FILE = "method.json"
+
+
+@dataclass
+class Conditioning:
+    """What `encode` returns: token states for the UNet's cross-attention, and a pooled embedding in
+    the method's joint image-text space (None for methods without one, e.g. the diffusion adapters)."""
+
+    token_states: torch.Tensor  # (B, L, D), D = the UNet's cross_attention_dim
+    pooled: torch.Tensor | None  # (B, P), comparable with `method.encode_images`
+
+
+@dataclass
+class StageData:
+    """A stage's dataset, the frozen features it needs and, if the method replaced it, the multilingual
+    encoder those features come from."""
+
+    dataset: Any
+    features: Mapping[str, str]
+    multilingual: nn.Module | None = None
+
+
+class Method:
+    """Base class: subclasses set `config_class` and implement the hooks marked below."""
+
+    config_class: ClassVar[type]
+    name: ClassVar[str] = ""  # set by METHODS.register
+    per_language: ClassVar[bool] = False  # one run per target language (IAP, PEA)
+    uses_unet_gradients: ClassVar[bool] = False  # back-propagates through the UNet: it cannot be cached
+    label: ClassVar[str] = ""  # deviations and extensions, copied into the results table's notes
+
+    def __init__(self, backbone: Backbone, config: Any = None, *, language: str | None = None,
+                 languages: Sequence[str] | None = None):
+        self.backbone = backbone
+        self.config = config if config is not None else self.config_class()
+        if not isinstance(self.config, self.config_class):
+            raise ConfigError(f"{self.name} takes a {self.config_class.__name__}, got {type(self.config).__name__}")
+        if self.per_language and not language:
+            raise ConfigError(f"{self.name} trains one model per target language; pass language=")
+        if self.per_language and language == "en":
+            raise ConfigError(f"{self.name} adapts the English model to another language; language='en' makes no sense")
+        self.language = language
+        self.languages = tuple(languages) if languages else None  # None: any language the encoder reads
+        self.trained_stages: list[str] = []
+        self.build()
+        self.freeze()
+
+    # ----------------------------------------------------------------------------------------------
+    # Hooks for subclasses
+
+    def build(self) -> None:
+        """Create the method's modules (called once by __init__)."""
+        raise NotImplementedError
+
+    def modules(self) -> dict[str, nn.Module]:
+        """Every module the method owns (trainable in some stage, or a frozen copy it changes later)."""
+        raise NotImplementedError
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """Training stages in order (may depend on the config, e.g. TriKD's optional MTE stage)."""
+        raise NotImplementedError
+
+    def stage_modules(self, stage: str) -> dict[str, nn.Module]:
+        """Modules whose parameters train in `stage` (all of them)."""
+        raise NotImplementedError
+
+    def stage_data(self, stage: str, world) -> StageData:
+        raise NotImplementedError
+
+    def train_config(self, stage: str) -> TrainConfig:
+        raise NotImplementedError
+
+    def loss(self, batch: Mapping[str, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
+        """Named loss terms for a batch of features; the trainer minimises "loss"."""
+        raise NotImplementedError
+
+    def _encode(self, texts: list[str], lang: str) -> Conditioning:
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------------------------------------
+    # Shared behaviour
+
+    @property
+    def unet(self) -> nn.Module:
+        """The UNet that generates with this method's conditioning (the frozen one unless overridden)."""
+        return self.backbone.unet
+
+    def check_language(self, lang: str) -> str:
+        allowed = self.languages
+        if self.per_language:
+            allowed = ("en", self.language)
+        if allowed is not None and lang not in allowed:
+            raise UnknownLanguageError(lang, list(allowed))
+        return lang
+
+    def encode(self, texts: Sequence[str], lang: str) -> Conditioning:
+        """UNet conditioning and pooled embedding for `texts` in language `lang` (no gradients)."""
+        if isinstance(texts, str):
+            raise TypeError("encode takes a list of texts, not a single string")
+        texts = list(texts)
+        if not all(isinstance(t, str) for t in texts):
+            raise TypeError("encode takes a list of strings")
+        self.check_language(lang)
+        for module in self.modules().values():
+            module.eval()
+        with torch.no_grad():
+            return self._encode(texts, lang)
+
+    @torch.no_grad()
+    def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Image embeddings in the space of `Conditioning.pooled` (CLIP's joint space by default)."""
+        return self.backbone.encode_images(pixel_values)
+
+    @torch.no_grad()
+    def negative_prompt_embeds(self, batch_size: int, lang: str = "en") -> torch.Tensor:
+        """The unconditional branch of classifier-free guidance: the empty prompt through the method's own
+        encoder, as a stock diffusers pipeline encodes its negative prompt. Every method that trains a text
+        path sees the empty prompt in training (caption dropout), so this is what it learned for it."""
+        return self.encode([""], lang).token_states.expand(batch_size, -1, -1)
+
+    def empty_prompt_states(self) -> dict[str, torch.Tensor]:
+        """The frozen encoders' states of the empty prompt (for caption dropout on cached features):
+        `multilingual` (1, L, H) with `multilingual_mask`, and `english` (1, L, D)."""
+        if not hasattr(self, "_empty_states"):
+            states, mask = self.backbone.encode_multilingual([""])
+            english, _ = self.backbone.encode_english([""])
+            self._empty_states = {"multilingual": states.float(), "multilingual_mask": mask, "english": english.float()}
+        return {k: v.to(self.backbone.device) for k, v in self._empty_states.items()}
+
+    def drop_states(self, p: float, states: torch.Tensor, empty: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Replace a share `p` of rows of `states` by the empty prompt's `empty` (1, ...); returns the rows dropped."""
+        drop = torch.rand(len(states), device=states.device) < p
+        shape = (len(states),) + (1,) * (states.ndim - 1)
+        return torch.where(drop.view(shape), empty.to(states.device, states.dtype), states), drop
+
+    def named_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
+        seen: set[int] = set()
+        for module_name, module in self.modules().items():
+            for name, param in module.named_parameters(remove_duplicate=False):
+                if id(param) not in seen:
+                    seen.add(id(param))
+                    yield f"{module_name}.{name}", param
+
+    def trainable_parameters(self, stage: str | None = None) -> dict[str, nn.Parameter]:
+        """Named parameters that train in `stage` (in any stage when None)."""
+        stages = self.stages if stage is None else (stage,)
+        chosen = {id(p) for s in stages for m in self.stage_modules(s).values() for p in m.parameters()}
+        return {name: p for name, p in self.named_parameters() if id(p) in chosen}
+
+    def freeze(self) -> "Method":
+        """Everything the method owns to eval mode without gradients (after training, and when built).
+
+        Besides being right for inference, this makes a trained method and the same method loaded from
+        disk take identical code paths (PyTorch's fused transformer path depends on requires_grad), so
+        `encode` round-trips bit-exactly through save and load."""
+        for module in self.modules().values():
+            module.requires_grad_(False).eval()
+        return self
+
+    def prepare_stage(self, stage: str) -> None:
+        """Freeze everything the method owns, then unfreeze `stage`'s modules."""
+        if stage not in self.stages:
+            raise ConfigError(f"{self.name} has stages {self.stages}; got {stage!r}")
+        self.freeze()
+        for module in self.stage_modules(stage).values():
+            module.requires_grad_(True)
+
+    def frozen_modules(self, stage: str) -> dict[str, nn.Module]:
+        """Modules the stage's loss runs through without training them (moved to the training device)."""
+        frozen = {f"backbone.{k}": v for k, v in self.backbone.named_modules_dict().items() if k != "scorer"}
+        training = {id(m) for m in self.stage_modules(stage).values()}
+        frozen.update({k: m for k, m in self.modules().items() if id(m) not in training})
+        return frozen
+
+    def task(self, stage: str, world, cache: FeatureCache | None = None) -> "StageTask":
+        """The stage as a `TrainingTask` for `xlcore.train.Trainer`."""
+        self.prepare_stage(stage)
+        data = self.stage_data(stage, world)
+        features = FrozenFeatures(self.backbone, data.dataset, data.features, multilingual=data.multilingual,
+                                  cache=cache)
+        return StageTask(self, stage, features)
+
+    # ----------------------------------------------------------------------------------------------
+    # Save / load: only the trainable weights, plus the config
+
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {name: p.detach().cpu().contiguous().clone() for name, p in self.trainable_parameters().items()}
+        save_file(state, str(directory / WEIGHTS_FILE))
+        meta = {"method": self.name, "config": to_dict(self.config), "language": self.language,
+                "languages": list(self.languages) if self.languages else None,
+                "trained_stages": self.trained_stages, "backbone": {
+                    "preset": self.backbone.preset, "fingerprint": self.backbone.fingerprint()}}
+        (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        return directory
+
+    def load_weights(self, path: str | Path) -> None:
+        path = Path(path)
+        try:
+            state = load_file(str(path))
+        except Exception as err:  # safetensors has its own error types for truncated or corrupt files
+            raise DataFormatError(path, f"not a readable safetensors file ({err})") from None
+        params = self.trainable_parameters()
+        missing, unexpected = sorted(set(params) - set(state)), sorted(set(state) - set(params))
+        if missing or unexpected:
+            raise DataFormatError(path, f"weights do not fit {self.name}: missing {missing[:4]}, unexpected {unexpected[:4]}")
+        with torch.no_grad():
+            for name, param in params.items():
+                if param.shape != state[name].shape:
+                    raise DataFormatError(path, f"{name} has shape {tuple(state[name].shape)}, expected {tuple(param.shape)}")
+                param.copy_(state[name])
+
+    # ----------------------------------------------------------------------------------------------
+    # Helpers for subclasses
+
+    def trainable_copy(self, module: nn.Module) -> nn.Module:
+        """A copy of a backbone module that the method may train (the backbone's stays untouched)."""
+        return copy.deepcopy(module).float()
+
+    def drop_captions(self, ids: torch.Tensor, mask: torch.Tensor, p: float, return_dropped: bool = False):
+        """Replace a share `p` of multilingual token sequences by the empty prompt's (for guidance)."""
+        drop = torch.rand(len(ids), device=ids.device) < p
+        empty = self.backbone.tokenize_multilingual([""])
+        ids = torch.where(drop[:, None], empty["input_ids"].to(ids.device), ids)
+        mask = torch.where(drop[:, None], empty["attention_mask"].to(mask.device), mask)
+        return (ids, mask, drop) if return_dropped else (ids, mask)
+
+    def denoise(self, unet: nn.Module, x0: torch.Tensor, context: torch.Tensor,
+                **unet_kwargs) -> tuple[torch.Tensor, Any, torch.Tensor]:
+        """The denoising loss of `unet` on `x0` under `context`: (loss, noisy sample, prediction)."""
+        sample = noisy_sample(self.backbone.noise_scheduler, x0)
+        prediction = unet(sample.noisy, sample.timesteps, encoder_hidden_states=context, **unet_kwargs).sample
+        return denoising_loss(prediction, sample), sample, prediction
+
+
+class StageTask:
+    """Adapts (method, stage, features) to the trainer's `TrainingTask` protocol."""
+
+    def __init__(self, method: Method, stage: str, features: FrozenFeatures):
+        self.method, self.stage, self.features = method, stage, features
+        self.description = f"{method.name}/{stage}" + (f" ({method.language})" if method.language else "")
+
+    def trainable_modules(self) -> dict[str, nn.Module]:
+        return self.method.stage_modules(self.stage)
+
+    def frozen_modules(self) -> dict[str, nn.Module]:
+        return self.method.frozen_modules(self.stage)
+
+    def dataset_size(self) -> int:
+        return len(self.features.dataset)
+
+    def batch(self, indices: Sequence[int]) -> dict[str, Any]:
+        return self.features.batch(indices)
+
+    def loss(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        return self.method.loss(self.features.features(batch), self.stage)
+
+
+def build_method(name: str, backbone: Backbone, config: Any = None, **kwargs) -> Method:
+    """The registered method `name` on `backbone` (config: an instance, a dict of fields, or None)."""
+    cls = METHODS.get(name)
+    if isinstance(config, Mapping):
+        config = from_dict(cls.config_class, dict(config), where=f"{name} config")
+    return cls(backbone, config, **kwargs)
+
+
+def load_method(directory: str | Path, backbone: Backbone, *, strict_backbone: bool = True) -> Method:
+    """Rebuild a saved method from `method.json` + `trainable.safetensors` on `backbone`."""
+    directory = Path(directory)
+    meta_path = directory / META_FILE
+    if not meta_path.exists() or not (directory / WEIGHTS_FILE).exists():
+        raise MissingWeightsError("trained method", str(directory),
+                                  hint=f"expected {META_FILE} and {WEIGHTS_FILE}; train the method first")
+    try:
+        meta = json.loads(meta_path.read_text())
+        name, config = meta["method"], meta["config"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise DataFormatError(meta_path, f"not a method description ({err})") from None
+    expected = meta.get("backbone", {}).get("fingerprint")
+    if strict_backbone and expected and expected != backbone.fingerprint():
+        raise ConfigError(f"{directory} was trained on backbone {expected}, not this one ({backbone.fingerprint()}); "
+                          "pass strict_backbone=False to load it anyway")
+    method = build_method(name, backbone, config, language=meta.get("language"), languages=meta.get("languages"))
+    method.load_weights(directory / WEIGHTS_FILE)
+    method.trained_stages = list(meta.get("trained_stages", []))
+    return method
+
+
+# --------------------------------------------------------------------------------------------------
+# Pieces of the frozen UNet that several methods reach into
+
+
+def cross_attention_modules(unet: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The UNet's cross-attention (`attn2`) modules, in forward order."""
+    return [(name, m) for name, m in unet.named_modules() if name.endswith("attn2")]
+
+
+@contextlib.contextmanager
+def capture_cross_attention(unet: nn.Module) -> Iterator[list[tuple[nn.Module, torch.Tensor, torch.Tensor]]]:
+    """Record (module, query hidden states, output) of every cross-attention call inside the block."""
+    records: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []
+
+    def hook(module, args, kwargs, output):
+        hidden = args[0] if args else kwargs["hidden_states"]
+        records.append((module, hidden.detach(), output.detach()))
+
+    handles = [m.register_forward_hook(hook, with_kwargs=True) for _, m in cross_attention_modules(unet)]
+    try:
+        yield records
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextlib.contextmanager
+def capture_blocks(unet: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Record the output hidden states of every down block, the mid block and every up block."""
+    records: list[torch.Tensor] = []
+
+    def hook(module, args, output):
+        records.append(output[0] if isinstance(output, tuple) else output)
+
+    blocks = [*unet.down_blocks, unet.mid_block, *unet.up_blocks]
+    handles = [b.register_forward_hook(hook) for b in blocks]
+    try:
+        yield records
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def symmetric_info_nce(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor | float) -> torch.Tensor:
+    """CLIP's symmetric InfoNCE between L2-normalised rows of `a` and `b` matched by position."""
+    a, b = nn.functional.normalize(a.float(), dim=-1), nn.functional.normalize(b.float(), dim=-1)
+    logits = scale * a @ b.T
+    target = torch.arange(len(a), device=a.device)
+    return (nn.functional.cross_entropy(logits, target) + nn.functional.cross_entropy(logits.T, target)) / 2
+
+
+def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    mask = mask.to(states.dtype).unsqueeze(-1)
+    return (states * mask).sum(1) / mask.sum(1).clamp(min=1)

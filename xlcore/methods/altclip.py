@@ -1,0 +1,197 @@
+"""AltCLIP and AltDiffusion (BAAI; arXiv 2211.06679, 2308.09991; code FlagAI-Open/FlagAI, superhero-7/AltDiffusion).
+
+The student text encoder is FlagAI's `RobertaSeriesModelWithTransformation`: a fully trainable copy of
+the multilingual encoder with `pre_LN` (LayerNorm) and `transformation` (a linear to the CLIP text
+tower's width). Its pooled output is transformation(pre_LN(last hidden)[:, 0]); its token states for the
+UNet are transformation(last hidden) (FlagAI's `projection_state`, without pre_LN, as upstream).
+
+AltCLIP stages:
+1. `teacher`: teacher learning on parallel text. MSE between the student's pooled output on the
+   target sentence and the frozen CLIP text tower's pooled output (the final-layer-normed EOS state,
+   before text_projection) on the English sentence, and the same for the English sentence itself
+   (upstream distils on both sides of its parallel corpora).
+2. `contrastive`: symmetric InfoNCE between CLIP's frozen image embeddings and
+   text_projection(student pooled) on multilingual image-text; the image tower, the text projection and
+   the logit scale stay frozen, the student trains.
+
+AltDiffusion adds, on a copy of the UNet conditioned by the (now frozen) student's token states:
+3. `concept`: concept alignment, denoising loss on multilingual image-text, training only the
+   cross-attention key and value projections (`attn2.to_k`, `attn2.to_v`). The upstream code selects
+   parameters with `if 'to_k' or 'to_v' in name`, which is always true and trains all of attn2
+   (to_q, to_k, to_v, to_out); `upstream_all_attn2=True` reproduces that.
+4. `quality`: quality improvement, the whole UNet copy trains (optional: `quality_stage`).
+
+Both train with 10% caption dropout (the empty prompt through the student), so guidance uses the
+student's empty-prompt states as its unconditional branch. Deviation: the released m18 model
+conditions on the penultimate layer through a second transformation; this follows the v1 (FlagAI) path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..cache import ConcatDataset
+from ..config import option
+from ..registry import METHODS
+from ..train import TrainConfig
+from ._base import Conditioning, Method, StageData, cross_attention_modules, symmetric_info_nce
+
+
+@dataclass(frozen=True)
+class AltCLIPConfig:
+    """AltCLIP: the student's stages and budgets."""
+
+    parallel_items_per_language: int = option(4000, "Parallel pairs per target language for teacher learning.", smoke=32)
+    image_text_items_per_language: int = option(
+        2000, "Image-text items per language (English included) for the contrastive and diffusion stages.", smoke=16)
+    teacher_train: TrainConfig = option(
+        lambda: TrainConfig(steps=800, batch_size=128, optimizer="adamw", lr=1e-4, weight_decay=0.01,
+                            schedule="cosine", warmup_steps=50),
+        "Teacher-learning stage (AltCLIP: AdamW, lr 1e-4 with warmup).")
+    contrastive_train: TrainConfig = option(
+        lambda: TrainConfig(steps=300, batch_size=128, optimizer="adamw", lr=2e-5, weight_decay=0.01,
+                            schedule="cosine", warmup_steps=30),
+        "Contrastive image-text stage (a fine-tuning learning rate).")
+
+
+@dataclass(frozen=True)
+class AltDiffusionConfig(AltCLIPConfig):
+    """AltDiffusion: AltCLIP's stages, then concept alignment and (optionally) quality improvement."""
+
+    upstream_all_attn2: bool = option(
+        False, "Train all of attn2 in concept alignment, as the upstream code does by accident "
+               "(`if 'to_k' or 'to_v' in name`); default trains only to_k and to_v, as the paper says.")
+    quality_stage: bool = option(True, "Run the quality-improvement stage (whole UNet) after concept alignment.")
+    caption_dropout: float = option(0.1, "Share of captions replaced by the empty prompt in the diffusion stages.")
+    concept_train: TrainConfig = option(
+        lambda: TrainConfig(steps=400, batch_size=32, optimizer="adamw", lr=1e-4, weight_decay=0.01,
+                            schedule="cosine", warmup_steps=20, mixed_precision="bf16"),
+        "Concept-alignment stage (paper: lr 1e-4; toy budget 400 steps).")
+    quality_train: TrainConfig = option(
+        lambda: TrainConfig(steps=200, batch_size=32, optimizer="adamw", lr=2e-5, weight_decay=0.01,
+                            schedule="cosine", warmup_steps=20, mixed_precision="bf16"),
+        "Quality-improvement stage (whole UNet, a lower learning rate).")
+
+
+class StudentTextEncoder(nn.Module):
+    """FlagAI's RobertaSeriesModelWithTransformation on a copy of the multilingual encoder."""
+
+    def __init__(self, encoder: nn.Module, out_width: int):
+        super().__init__()
+        hidden = encoder.config.hidden_size
+        self.encoder = encoder
+        self.pre_ln = nn.LayerNorm(hidden, eps=encoder.config.layer_norm_eps)
+        self.transformation = nn.Linear(hidden, out_width)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(token states for the UNet, pooled output in the CLIP text tower's pooled space)."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.transformation(hidden), self.transformation(self.pre_ln(hidden)[:, 0])
+
+
+@METHODS.register("altclip")
+class AltCLIP(Method):
+    config_class = AltCLIPConfig
+    label = ""
+
+    def build(self) -> None:
+        clip_text = self.backbone.clip.config.text_config.hidden_size
+        self.student = StudentTextEncoder(self.trainable_copy(self.backbone.multilingual), clip_text)
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"student": self.student}
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return ("teacher", "contrastive")
+
+    def stage_modules(self, stage: str) -> dict[str, nn.Module]:
+        return {"student": self.student}
+
+    def train_config(self, stage: str) -> TrainConfig:
+        return getattr(self.config, f"{stage}_train")
+
+    def _image_text(self, world) -> ConcatDataset:
+        n = self.config.image_text_items_per_language
+        return ConcatDataset([world.english_image_text(n)] + [world.language_image_text(lang, n)
+                                                             for lang in world.target_languages])
+
+    def stage_data(self, stage: str, world) -> StageData:
+        if stage == "teacher":
+            parallel = ConcatDataset([world.parallel_text(lang, self.config.parallel_items_per_language)
+                                      for lang in world.target_languages])
+            return StageData(parallel, {"teacher": "clip_text:en", "en": "multilingual_tokens:en",
+                                        "x": "multilingual_tokens:target"})
+        features = {"image": "clip_image"} if stage == "contrastive" else {"x0": "diffusion_input"}
+        return StageData(self._image_text(world), {**features, "text": "multilingual_tokens:caption"})
+
+    def loss(self, batch, stage):
+        if stage == "teacher":
+            teacher = batch["teacher.pooler"]
+            _, pooled_x = self.student(batch["x.ids"], batch["x.mask"])
+            _, pooled_en = self.student(batch["en.ids"], batch["en.mask"])
+            mse_x = nn.functional.mse_loss(pooled_x.float(), teacher)
+            mse_en = nn.functional.mse_loss(pooled_en.float(), teacher)
+            return {"loss": mse_x + mse_en, "mse_target": mse_x.detach(), "mse_english": mse_en.detach()}
+        if stage == "contrastive":
+            _, pooled = self.student(batch["text.ids"], batch["text.mask"])
+            clip = self.backbone.clip
+            scale = clip.logit_scale.exp().clamp(max=100.0).detach()
+            return {"loss": symmetric_info_nce(batch["image"], clip.text_projection(pooled), scale)}
+        return self._diffusion_loss(batch, stage)
+
+    def _diffusion_loss(self, batch, stage):
+        raise NotImplementedError(f"{self.name} has no stage {stage!r}")
+
+    def _encode(self, texts, lang):
+        tokens = self.backbone.tokenize_multilingual(texts)
+        states, pooled = self.student(tokens["input_ids"], tokens["attention_mask"])
+        return Conditioning(states.to(self.backbone.dtype), self.backbone.clip.text_projection(pooled.to(self.backbone.dtype)))
+
+
+
+@METHODS.register("altdiffusion")
+class AltDiffusion(AltCLIP):
+    config_class = AltDiffusionConfig
+    uses_unet_gradients = True
+
+    @property
+    def label(self) -> str:  # type: ignore[override]
+        return "concept stage trains all of attn2 (upstream behaviour)" if self.config.upstream_all_attn2 else ""
+
+    def build(self) -> None:
+        super().build()
+        self.unet_copy = self.trainable_copy(self.backbone.unet)
+        chosen = ("to_k", "to_v") if not self.config.upstream_all_attn2 else ("to_q", "to_k", "to_v", "to_out")
+        self.concept_params = nn.ModuleDict({
+            f"{name}.{part}".replace(".", "_"): getattr(attention, part)
+            for name, attention in cross_attention_modules(self.unet_copy) for part in chosen})
+
+    @property
+    def unet(self) -> nn.Module:
+        return self.unet_copy
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"student": self.student, "unet": self.unet_copy}
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return ("teacher", "contrastive", "concept") + (("quality",) if self.config.quality_stage else ())
+
+    def stage_modules(self, stage: str) -> dict[str, nn.Module]:
+        if stage == "concept":
+            return {"concept": self.concept_params}
+        if stage == "quality":
+            return {"unet": self.unet_copy}
+        return {"student": self.student}
+
+    def _diffusion_loss(self, batch, stage):
+        ids, mask = self.drop_captions(batch["text.ids"], batch["text.mask"], self.config.caption_dropout)
+        with torch.no_grad():  # the student is frozen from here on
+            context, _ = self.student(ids, mask)
+        loss, _, _ = self.denoise(self.unet_copy, batch["x0"], context)
+        return {"loss": loss}
+

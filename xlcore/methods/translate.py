@@ -1,0 +1,161 @@
+"""Translate-then-generate: a machine translation model turns the prompt into English for the untouched
+English pipeline (AltDiffusion's baseline used NLLB-200-distilled-600M).
+
+- `translate`: on `toy`, a small Marian encoder-decoder (the real `MarianMTModel` class, separate source
+  and target vocabularies: the multilingual tokenizer in, the English tokenizer out) trained on the
+  world's parallel text of every target language, greedy decoding. It makes real MT errors, and it
+  cannot translate culture concepts, which English has no word for. On `sd15`, NLLB-200-distilled-600M
+  is loaded by id (`nllb_model_id`) and needs its weights in the Hugging Face cache.
+- `translate_oracle`: the world's own grammars translate exactly (a lookup over every caption a target
+  grammar can write); an upper bound, labelled as such, never a method. Captions it cannot map (culture
+  concepts, text from outside the world) pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import MarianConfig, MarianMTModel
+
+from ..cache import ConcatDataset
+from ..config import option
+from ..errors import MissingWeightsError
+from ..registry import METHODS
+from ..train import TrainConfig
+from ..world import get_grammar
+from ..world.scene import RELATIONS_BY_AXIS, SHAPES, pair_scenes, single_scenes
+from ._base import Conditioning, Method, StageData
+
+log = logging.getLogger(__name__)
+
+NLLB_ID = "facebook/nllb-200-distilled-600M"
+
+
+@dataclass(frozen=True)
+class TranslateConfig:
+    """Translate-then-generate: the toy translation model's size and budget."""
+
+    width: int = option(128, "Model width of the toy Marian translator.")
+    layers: int = option(2, "Encoder and decoder layers of the toy translator.")
+    items_per_language: int = option(8000, "Parallel pairs per target language to train on.", smoke=32)
+    max_new_tokens: int = option(24, "Longest English output (the English tokenizer's length).")
+    nllb_model_id: str = option(NLLB_ID, "Translator on presets with real weights (loaded by id, offline).")
+    train: TrainConfig = option(
+        lambda: TrainConfig(steps=1500, batch_size=128, optimizer="adamw", lr=1e-3, weight_decay=0.01,
+                            schedule="cosine", warmup_steps=100),
+        "Translator training (toy: 1,500 steps of 128).")
+
+
+@METHODS.register("translate")
+class Translate(Method):
+    config_class = TranslateConfig
+    label = "toy Marian translator trained on world parallel text"
+
+    def build(self) -> None:
+        bb, c = self.backbone, self.config
+        if bb.preset != "toy":
+            raise MissingWeightsError(
+                "NLLB translator", c.nllb_model_id,
+                hint="translate-then-generate on real presets loads NLLB-200-distilled-600M from the Hugging Face "
+                     "cache; run `huggingface-cli download facebook/nllb-200-distilled-600M` on a machine with internet")
+        english = bb.tokenizer
+        config = MarianConfig(
+            vocab_size=len(bb.multilingual_tokenizer), decoder_vocab_size=len(english),
+            share_encoder_decoder_embeddings=False, d_model=c.width, encoder_layers=c.layers,
+            decoder_layers=c.layers, encoder_attention_heads=4, decoder_attention_heads=4,
+            encoder_ffn_dim=4 * c.width, decoder_ffn_dim=4 * c.width,
+            max_position_embeddings=max(bb.multilingual_tokenizer.model_max_length, english.model_max_length),
+            pad_token_id=english.pad_token_id, eos_token_id=english.eos_token_id,
+            decoder_start_token_id=english.bos_token_id, forced_eos_token_id=english.eos_token_id,
+        )
+        self.translator = MarianMTModel(config)
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"translator": self.translator}
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return ("translation",)
+
+    def stage_modules(self, stage: str) -> dict[str, nn.Module]:
+        return {"translator": self.translator}
+
+    def train_config(self, stage: str) -> TrainConfig:
+        return self.config.train
+
+    def stage_data(self, stage: str, world) -> StageData:
+        data = ConcatDataset([world.parallel_text(lang, self.config.items_per_language)
+                              for lang in world.target_languages])
+        return StageData(data, {"source": "multilingual_tokens:target", "english": "english_tokens:en"})
+
+    def loss(self, batch, stage):
+        labels = batch["english.ids"][:, 1:].clone()  # the decoder starts from <bos> itself
+        labels[batch["english.mask"][:, 1:] == 0] = -100
+        out = self.translator(input_ids=batch["source.ids"], attention_mask=batch["source.mask"], labels=labels)
+        return {"loss": out.loss}
+
+    @torch.no_grad()
+    def translate(self, texts: list[str]) -> list[str]:
+        """Greedy translations into English."""
+        self.translator.eval()
+        tokens = self.backbone.tokenize_multilingual(texts)
+        self.translator.to(tokens["input_ids"].device)
+        out = self.translator.generate(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"],
+                                       max_new_tokens=self.config.max_new_tokens, num_beams=1, do_sample=False)
+        return self.backbone.tokenizer.batch_decode(out, skip_special_tokens=True)
+
+    def _encode(self, texts, lang):
+        english = texts if lang == "en" else self.translate(texts)
+        english = ["" if not t else e for t, e in zip(texts, english)]  # the empty prompt stays empty
+        return Conditioning(*self.backbone.encode_english(english))
+
+
+@dataclass(frozen=True)
+class OracleConfig:
+    """The lexicon oracle has nothing to configure."""
+
+
+@METHODS.register("translate_oracle")
+class TranslateOracle(Method):
+    config_class = OracleConfig
+    label = "oracle upper bound: exact translation by the world's grammars"
+
+    def build(self) -> None:
+        self._tables: dict[str, dict[str, str]] = {}
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {}
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return ()
+
+    def stage_modules(self, stage: str) -> dict[str, nn.Module]:
+        return {}
+
+    def table(self, lang: str) -> dict[str, str]:
+        """Every caption `lang`'s grammar writes for the universal shapes -> the English caption."""
+        if lang not in self._tables:
+            source, english = get_grammar(lang), get_grammar("en")
+            table: dict[str, str] = {}
+            for scene in (*single_scenes(SHAPES), *pair_scenes(SHAPES)):
+                for relation in (RELATIONS_BY_AXIS[scene.place] if scene.is_pair else (None,)):
+                    for template in range(min(source.n_templates, english.n_templates)):
+                        table.setdefault(source.describe(scene, relation, template),
+                                         english.describe(scene, relation, template))
+            self._tables[lang] = table
+        return self._tables[lang]
+
+    def translate(self, texts: list[str], lang: str) -> list[str]:
+        table = self.table(lang)
+        missing = sum(t not in table for t in texts)
+        if missing:
+            log.info("oracle: %d of %d %s captions have no English counterpart; passed through", missing, len(texts), lang)
+        return [table.get(t, t) for t in texts]
+
+    def _encode(self, texts, lang):
+        english = texts if lang == "en" else self.translate(texts, lang)
+        return Conditioning(*self.backbone.encode_english(english))

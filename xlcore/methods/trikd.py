@@ -1,0 +1,217 @@
+"""mCLIP's Triangle Knowledge Distillation (Chen et al., ACL 2023; code ghchen18/acl23_mclip).
+
+Frozen: the CLIP image and text towers and the multilingual encoder. Trainable: the X-projector (two
+post-LN transformer layers on the encoder's states, XLM-R base sized, dropout 0.3 as run_mclip.sh, pooled
+at the final </s> token: upstream left-pads and takes the last position) and the CLIP-projector (a
+bias-free linear from CLIP's joint space to the encoder's width, shared by image and text embeddings).
+Loss (paper eq. 3): L = ITC(h_X, h_I) + 0.1 * TTC(h_X, h_T), both symmetric InfoNCE on L2-normalised
+vectors; ITC has a learnable temperature (init 0.07, logit scale capped at 100), TTC a fixed 0.07.
+Trained on English image-text only with LAMB and an inverse-square-root schedule after warmup.
+
+Optional stage `mte` (mCLIP+, "MTE enhancement"): before TriKD, a copy of the multilingual encoder is
+improved on parallel text with a contrastive objective (mask-mean-pooled, L2-normalised states of a
+sentence and its translation, temperature 0.1; token and position embeddings stay frozen, as in
+upstream's `xlmr_2stage`); TriKD then runs on the enhanced, again frozen, encoder. Deviation (labelled):
+upstream's MTE also trains a 12-layer translation decoder and adds its cross-entropy (weight 1, with the
+contrastive term at 2.0); the toy omits the decoder and keeps the contrastive term, which is what aligns
+sentence representations across languages.
+
+Extension for generation (the study's, not mCLIP's: mCLIP never generated images; weight
+`token_alignment_weight`, labelled in the results): a bias-free token head maps the X-projector's token
+states to the UNet's cross-attention width and is trained so that every cross-attention layer of the
+frozen UNet gives the same output for the projected multilingual states as for the English text tower's
+states, for random probe queries. Matching attention outputs (rather than the states themselves) needs
+no token-to-token correspondence between the two tokenizations, and no UNet forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..cache import ConcatDataset
+from ..config import option
+from ..errors import ConfigError
+from ..registry import METHODS
+from ..train import TrainConfig
+from ._base import Conditioning, Method, StageData, cross_attention_modules, masked_mean, symmetric_info_nce
+
+
+@dataclass(frozen=True)
+class TriKDConfig:
+    """mCLIP / TriKD: projector sizes, loss weights and temperatures, the optional stages and budgets."""
+
+    projector_layers: int = option(2, "Transformer layers of the X-projector (paper: 2).")
+    projector_heads: int = option(0, "Attention heads of the X-projector (0: as the multilingual encoder).")
+    projector_ffn: int = option(0, "FFN width of the X-projector (0: as the multilingual encoder, 3072 for XLM-R base).")
+    projector_dropout: float = option(0.3, "Dropout in the X-projector (run_mclip.sh: 0.3).")
+    ttc_weight: float = option(0.1, "Weight of the text-text term TTC(h_X, h_T) (paper: 0.1).")
+    itc_init_temperature: float = option(0.07, "Initial temperature of the learnable ITC logit scale (paper: 0.07).")
+    max_logit_scale: float = option(100.0, "Cap of the ITC logit scale (CLIP: 100).")
+    ttc_temperature: float = option(0.07, "Fixed temperature of TTC (paper: 0.07).")
+    token_alignment_weight: float = option(
+        1.0, "Study's extension for generation: weight of cross-attention output matching of the token head "
+             "(0 turns it off; then the X-projector's states condition the UNet directly).")
+    probe_queries: int = option(16, "Random probe queries per cross-attention layer for the token alignment term.")
+    mte: bool = option(False, "Run the MTE enhancement stage first (mCLIP+): contrastive training of the "
+                              "multilingual encoder on parallel text.")
+    mte_temperature: float = option(0.1, "Temperature of the MTE stage's contrastive loss (upstream: 0.1).")
+    mte_items_per_language: int = option(4000, "Parallel pairs per target language for the MTE stage.", smoke=32)
+    train_items: int = option(10_000, "English image-text items TriKD trains on (paper: CC3M).", smoke=64)
+    train: TrainConfig = option(
+        lambda: TrainConfig(steps=1500, batch_size=256, optimizer="lamb", lr=1e-2, weight_decay=0.01,
+                            schedule="inverse_sqrt", warmup_steps=100, betas=(0.9, 0.999)),
+        "TriKD stage. Paper: LAMB lr 1e-2, inverse-sqrt, 500 warmup, 15 epochs of CC3M at batch 2048 per GPU; "
+        "toy: 1,500 steps of 256 (38 epochs of 10k items), 100 warmup.")
+    mte_train: TrainConfig = option(
+        lambda: TrainConfig(steps=600, batch_size=128, optimizer="adamw", lr=5e-5, weight_decay=0.01,
+                            schedule="cosine", warmup_steps=50),
+        "MTE stage (whole multilingual encoder trains; a fine-tuning learning rate).")
+
+
+class XProjector(nn.Module):
+    """Transformer layers on the multilingual encoder's states; pooled at each sequence's final </s>."""
+
+    def __init__(self, width: int, layers: int, heads: int, ffn: int, dropout: float, eps: float = 1e-5):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(width, heads, ffn, dropout=dropout, activation="gelu", batch_first=True,
+                                       layer_norm_eps=eps)  # post-LN, as XLM-R's own layers
+            for _ in range(layers))
+
+    def forward(self, states: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        padding = mask == 0
+        for layer in self.layers:
+            states = layer(states, src_key_padding_mask=padding)
+        last = mask.sum(1).long() - 1  # right-padded here, so the final </s> is at length - 1
+        return states, states[torch.arange(len(states), device=states.device), last]
+
+
+@METHODS.register("trikd")
+class TriKD(Method):
+    config_class = TriKDConfig
+    label = ("token-alignment extension for generation (study's, weight in config); "
+             "mte stage: contrastive only, no translation decoder")
+
+    def build(self) -> None:
+        c, bb = self.config, self.backbone
+        ml = bb.multilingual.config
+        width = ml.hidden_size
+        self.x_projector = XProjector(width, c.projector_layers, c.projector_heads or ml.num_attention_heads,
+                                      c.projector_ffn or ml.intermediate_size, c.projector_dropout, ml.layer_norm_eps)
+        self.clip_projector = nn.Linear(bb.clip.config.projection_dim, width, bias=False)
+        # ITC's learnable temperature, stored as CLIP does: log of the logit scale.
+        self.logit_scale = _Scalar(math.log(1 / c.itc_init_temperature))
+        cross = bb.unet.config.cross_attention_dim
+        self.token_head = nn.Linear(width, cross, bias=False) if c.token_alignment_weight > 0 else None
+        if self.token_head is None and width != cross:
+            raise ConfigError(f"without the token head the X-projector width ({width}) must equal the UNet's "
+                              f"cross-attention width ({cross}); set token_alignment_weight > 0")
+        self.encoder = self.trainable_copy(bb.multilingual) if c.mte else None
+
+    def modules(self) -> dict[str, nn.Module]:
+        owned = {"x_projector": self.x_projector, "clip_projector": self.clip_projector, "logit_scale": self.logit_scale}
+        if self.token_head is not None:
+            owned["token_head"] = self.token_head
+        if self.encoder is not None:
+            owned["encoder"] = self.encoder
+        return owned
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return ("mte", "trikd") if self.config.mte else ("trikd",)
+
+    def stage_modules(self, stage: str) -> dict[str, nn.Module]:
+        if stage == "mte":  # the transformer layers; embeddings stay frozen (upstream xlmr_2stage)
+            return {"encoder.layers": self.encoder.encoder}
+        return {k: v for k, v in self.modules().items() if k != "encoder"}
+
+    def train_config(self, stage: str) -> TrainConfig:
+        return self.config.mte_train if stage == "mte" else self.config.train
+
+    @property
+    def multilingual(self) -> nn.Module:
+        return self.encoder if self.encoder is not None else self.backbone.multilingual
+
+    def stage_data(self, stage: str, world) -> StageData:
+        if stage == "mte":
+            parallel = ConcatDataset([world.parallel_text(lang, self.config.mte_items_per_language)
+                                      for lang in world.target_languages])
+            return StageData(parallel, {"en": "multilingual_tokens:en", "x": "multilingual_tokens:target"})
+        data = world.english_image_text(self.config.train_items)
+        return StageData(data, {"image": "clip_image", "en": "clip_text:caption", "ml": "multilingual:caption"},
+                         multilingual=self.multilingual)
+
+    def loss(self, batch, stage):
+        if stage == "mte":
+            return self._mte_loss(batch)
+        c = self.config
+        ml_states, ml_mask = batch["ml.states"], batch["ml.mask"]
+        if self.token_head is not None:  # one extra row, the empty prompt, so the head learns guidance's input
+            empty = self.empty_prompt_states()
+            ml_states = torch.cat([ml_states, empty["multilingual"].to(ml_states.dtype)])
+            ml_mask = torch.cat([ml_mask, empty["multilingual_mask"].to(ml_mask.dtype)])
+        states, h_x = self.x_projector(ml_states, ml_mask)
+        h_x = h_x[:len(batch["image"])]
+        h_i = self.clip_projector(batch["image"])
+        h_t = self.clip_projector(batch["en.pooled"])
+        scale = self.logit_scale.value.exp().clamp(max=c.max_logit_scale)
+        itc = symmetric_info_nce(h_x, h_i, scale)
+        ttc = symmetric_info_nce(h_x, h_t, 1.0 / c.ttc_temperature)
+        terms = {"itc": itc, "ttc": ttc, "logit_scale": scale.detach()}
+        loss = itc + c.ttc_weight * ttc
+        if self.token_head is not None:
+            teacher = torch.cat([batch["en.states"], self.empty_prompt_states()["english"].to(batch["en.states"].dtype)])
+            terms["token_alignment"] = probe_alignment_loss(self.backbone.unet, self.token_head(states), teacher,
+                                                            c.probe_queries)
+            loss = loss + c.token_alignment_weight * terms["token_alignment"]
+        terms["loss"] = loss
+        return terms
+
+    def _mte_loss(self, batch):
+        def pooled(prefix):
+            out = self.encoder(input_ids=batch[f"{prefix}.ids"], attention_mask=batch[f"{prefix}.mask"])
+            return masked_mean(out.last_hidden_state, batch[f"{prefix}.mask"])
+
+        loss = symmetric_info_nce(pooled("x"), pooled("en"), 1.0 / self.config.mte_temperature)
+        return {"loss": loss}
+
+    def _encode(self, texts, lang):
+        bb = self.backbone
+        tokens = bb.tokenize_multilingual(texts)
+        states = self.multilingual(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]).last_hidden_state
+        states, pooled = self.x_projector(states.float(), tokens["attention_mask"])
+        token_states = self.token_head(states) if self.token_head is not None else states
+        return Conditioning(token_states.to(bb.dtype), pooled)
+
+    @torch.no_grad()
+    def encode_images(self, pixel_values):
+        return self.clip_projector(self.backbone.encode_images(pixel_values).float())
+
+
+class _Scalar(nn.Module):
+    """One learnable scalar as a module (so it is saved and trained like the others)."""
+
+    def __init__(self, value: float):
+        super().__init__()
+        self.value = nn.Parameter(torch.tensor(float(value)))
+
+
+def probe_alignment_loss(unet: nn.Module, student: torch.Tensor, teacher: torch.Tensor, n_queries: int) -> torch.Tensor:
+    """Mean over the UNet's cross-attention layers of the MSE between the layer's outputs for the student
+    and the teacher context, at `n_queries` random standard-normal queries per sample (fresh each call).
+
+    Equal outputs for every query is what makes two contexts interchangeable for the frozen UNet.
+    """
+    losses = []
+    for _, attention in cross_attention_modules(unet):
+        queries = torch.randn(len(student), n_queries, attention.to_q.in_features, device=student.device,
+                              dtype=student.dtype)
+        with torch.no_grad():
+            target = attention(queries, encoder_hidden_states=teacher.to(student.dtype))
+        output = attention(queries, encoder_hidden_states=student)
+        losses.append(nn.functional.mse_loss(output.float(), target.float()))
+    return torch.stack(losses).mean()

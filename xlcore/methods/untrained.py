@@ -1,0 +1,51 @@
+"""The untrained baseline: the multilingual encoder's states fed straight to the English UNet.
+
+No alignment at all (DESIGN.md: the floor every method must beat). The UNet reads the encoder's last
+hidden states as if they were the English text tower's; the pooled embedding (masked mean of the
+states) is compared with CLIP image embeddings for retrieval. Both need equal widths, which holds for
+the toy backbone (128) and for XLM-R base with SD 1.5 (768); otherwise the baseline is undefined.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from ..errors import ConfigError
+from ..registry import METHODS
+from ._base import Conditioning, Method, masked_mean
+
+
+@dataclass(frozen=True)
+class UntrainedConfig:
+    """The untrained baseline has nothing to configure."""
+
+
+@METHODS.register("untrained")
+class Untrained(Method):
+    config_class = UntrainedConfig
+    label = "baseline: no alignment"
+
+    def build(self) -> None:
+        width = self.backbone.multilingual.config.hidden_size
+        if width != self.backbone.unet.config.cross_attention_dim:
+            raise ConfigError(f"the untrained baseline needs the multilingual width ({width}) to equal the UNet's "
+                              f"cross-attention width ({self.backbone.unet.config.cross_attention_dim})")
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {}
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return ()
+
+    def stage_modules(self, stage: str) -> dict[str, nn.Module]:
+        return {}
+
+    def _encode(self, texts, lang):
+        states, mask = self.backbone.encode_multilingual(texts)
+        pooled = masked_mean(states, mask)
+        if pooled.shape[-1] != self.backbone.clip.config.projection_dim:
+            pooled = None
+        return Conditioning(states, pooled)
