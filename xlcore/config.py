@@ -56,8 +56,10 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 
 def config_hash(config: Any) -> str:
-    """A short, stable hash of the config's values; equal configs give equal hashes."""
-    canonical = json.dumps(to_dict(config), sort_keys=True, separators=(",", ":"))
+    """A short, stable hash of the config's values (a config dataclass or a plain dict of them)."""
+    data = {k: to_dict(v) if dataclasses.is_dataclass(v) else v for k, v in config.items()} \
+        if isinstance(config, dict) else to_dict(config)
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 

@@ -100,7 +100,10 @@ def backbone_quality(ctx: StudyContext) -> list[ResultRow]:
 
     config, world = ctx.config, ctx.world
     backbone = load_toy_backbone(config.toy_backbone_dir) if config.toy_backbone_dir else load_toy_backbone()
-    run_id = f"backbone-{backbone.fingerprint()}-{config_hash(config)}"
+    # Keyed by what the measurement depends on, so unrelated study settings do not trigger a rerun.
+    measured = {"world": config.world, "seed": config.seed, "sampling_steps": config.sampling_steps,
+                "guidance_scales": list(config.guidance_scales)}
+    run_id = f"backbone-{backbone.fingerprint()}-{config_hash(measured)}"
     figure = ctx.figures_dir / "toy_backbone_generations"
     if run_id in ctx.results.run_ids():
         log.info("backbone quality of %s already recorded; skipping", run_id)
