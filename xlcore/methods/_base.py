@@ -380,6 +380,13 @@ def symmetric_info_nce(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor | f
     return (nn.functional.cross_entropy(logits, target) + nn.functional.cross_entropy(logits.T, target)) / 2
 
 
+def trim_padding(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Drop the padding columns no sequence of the batch uses. Exact for anything read through the
+    attention mask (pooled outputs, masked means, masked losses); the encoders' cost scales with length."""
+    length = int(mask.sum(1).max())
+    return ids[:, :length], mask[:, :length]
+
+
 def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     mask = mask.to(states.dtype).unsqueeze(-1)
     return (states * mask).sum(1) / mask.sum(1).clamp(min=1)

@@ -37,7 +37,7 @@ from ..cache import ConcatDataset
 from ..config import option
 from ..registry import METHODS
 from ..train import TrainConfig
-from ._base import Conditioning, Method, StageData, cross_attention_modules, symmetric_info_nce
+from ._base import Conditioning, Method, StageData, cross_attention_modules, symmetric_info_nce, trim_padding
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,9 @@ class AltCLIPConfig:
     image_text_items_per_language: int = option(
         2000, "Image-text items per language (English included) for the contrastive and diffusion stages.", smoke=16)
     teacher_train: TrainConfig = option(
-        lambda: TrainConfig(steps=800, batch_size=128, optimizer="adamw", lr=1e-4, weight_decay=0.01,
+        lambda: TrainConfig(steps=500, batch_size=64, optimizer="adamw", lr=3e-4, weight_decay=0.01,
                             schedule="cosine", warmup_steps=50),
-        "Teacher-learning stage (AltCLIP: AdamW, lr 1e-4 with warmup).")
+        "Teacher-learning stage (AltCLIP: AdamW with warmup; toy: lr 3e-4, 500 steps of 64).")
     contrastive_train: TrainConfig = option(
         lambda: TrainConfig(steps=300, batch_size=128, optimizer="adamw", lr=2e-5, weight_decay=0.01,
                             schedule="cosine", warmup_steps=30),
@@ -131,13 +131,13 @@ class AltCLIP(Method):
     def loss(self, batch, stage):
         if stage == "teacher":
             teacher = batch["teacher.pooler"]
-            _, pooled_x = self.student(batch["x.ids"], batch["x.mask"])
-            _, pooled_en = self.student(batch["en.ids"], batch["en.mask"])
+            _, pooled_x = self.student(*trim_padding(batch["x.ids"], batch["x.mask"]))
+            _, pooled_en = self.student(*trim_padding(batch["en.ids"], batch["en.mask"]))
             mse_x = nn.functional.mse_loss(pooled_x.float(), teacher)
             mse_en = nn.functional.mse_loss(pooled_en.float(), teacher)
             return {"loss": mse_x + mse_en, "mse_target": mse_x.detach(), "mse_english": mse_en.detach()}
         if stage == "contrastive":
-            _, pooled = self.student(batch["text.ids"], batch["text.mask"])
+            _, pooled = self.student(*trim_padding(batch["text.ids"], batch["text.mask"]))
             clip = self.backbone.clip
             scale = clip.logit_scale.exp().clamp(max=100.0).detach()
             return {"loss": symmetric_info_nce(batch["image"], clip.text_projection(pooled), scale)}

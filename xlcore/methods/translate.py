@@ -27,7 +27,7 @@ from ..registry import METHODS
 from ..train import TrainConfig
 from ..world import get_grammar
 from ..world.scene import RELATIONS_BY_AXIS, SHAPES, pair_scenes, single_scenes
-from ._base import Conditioning, Method, StageData
+from ._base import Conditioning, Method, StageData, trim_padding
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +92,11 @@ class Translate(Method):
         return StageData(data, {"source": "multilingual_tokens:target", "english": "english_tokens:en"})
 
     def loss(self, batch, stage):
-        labels = batch["english.ids"][:, 1:].clone()  # the decoder starts from <bos> itself
-        labels[batch["english.mask"][:, 1:] == 0] = -100
-        out = self.translator(input_ids=batch["source.ids"], attention_mask=batch["source.mask"], labels=labels)
+        english_ids, english_mask = trim_padding(batch["english.ids"], batch["english.mask"])
+        labels = english_ids[:, 1:].clone()  # the decoder starts from <bos> itself
+        labels[english_mask[:, 1:] == 0] = -100
+        source_ids, source_mask = trim_padding(batch["source.ids"], batch["source.mask"])
+        out = self.translator(input_ids=source_ids, attention_mask=source_mask, labels=labels)
         return {"loss": out.loss}
 
     @torch.no_grad()

@@ -37,7 +37,7 @@ from ..config import option
 from ..errors import ConfigError
 from ..registry import METHODS
 from ..train import TrainConfig
-from ._base import Conditioning, Method, StageData, cross_attention_modules, masked_mean, symmetric_info_nce
+from ._base import Conditioning, Method, StageData, cross_attention_modules, masked_mean, symmetric_info_nce, trim_padding
 
 
 @dataclass(frozen=True)
@@ -173,8 +173,8 @@ class TriKD(Method):
 
     def _mte_loss(self, batch):
         def pooled(prefix):
-            out = self.encoder(input_ids=batch[f"{prefix}.ids"], attention_mask=batch[f"{prefix}.mask"])
-            return masked_mean(out.last_hidden_state, batch[f"{prefix}.mask"])
+            ids, mask = trim_padding(batch[f"{prefix}.ids"], batch[f"{prefix}.mask"])
+            return masked_mean(self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state, mask)
 
         loss = symmetric_info_nce(pooled("x"), pooled("en"), 1.0 / self.config.mte_temperature)
         return {"loss": loss}
