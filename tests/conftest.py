@@ -22,3 +22,20 @@ def small_world() -> World:
 def full_world() -> World:
     """The default-sized world (items are lazy, so building it is cheap)."""
     return World(WorldConfig())
+
+
+@pytest.fixture(scope="session")
+def smoke_backbone_dir(tmp_path_factory):
+    """A toy backbone pretrained for a few steps per component (seconds), in its shipped layout."""
+    from xlcore.backbone.pretrain import pretrain_toy_backbone, smoke_config
+
+    root = tmp_path_factory.mktemp("toy_backbone")
+    pretrain_toy_backbone(smoke_config(), root / "work", root / "weights")
+    return root / "weights"
+
+
+@pytest.fixture(scope="session")
+def smoke_backbone(smoke_backbone_dir):
+    from xlcore.backbone.toy import load_toy_backbone
+
+    return load_toy_backbone(smoke_backbone_dir)

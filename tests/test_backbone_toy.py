@@ -9,24 +9,10 @@ import torch
 
 from xlcore.backbone import quality
 from xlcore.backbone.pipeline import PixelTextToImagePipeline
-from xlcore.backbone.pretrain import pretrain_toy_backbone, smoke_config
 from xlcore.backbone.toy import ASSETS, load_toy_backbone
 from xlcore.errors import DataFormatError, MissingWeightsError
 from xlcore.world import CULTURE_SHAPES, get_grammar
 from xlcore.world.lexicon import all_captions
-
-
-@pytest.fixture(scope="session")
-def smoke_backbone_dir(tmp_path_factory):
-    """A backbone pretrained for a few steps per component (seconds), in its shipped layout."""
-    root = tmp_path_factory.mktemp("toy_backbone")
-    pretrain_toy_backbone(smoke_config(), root / "work", root / "weights")
-    return root / "weights"
-
-
-@pytest.fixture(scope="session")
-def smoke_backbone(smoke_backbone_dir):
-    return load_toy_backbone(smoke_backbone_dir)
 
 
 def test_the_shipped_backbone_loads_offline_quickly_and_frozen():

@@ -73,10 +73,10 @@ def _pretrain_toy(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import backbone_quality_table
+    from .report import backbone_quality_table, methods_table
 
     config = load_preset(args.preset)
-    print(backbone_quality_table(config.results_path))
+    print(methods_table(config.results_path) if args.methods else backbone_quality_table(config.results_path))
     return 0
 
 
@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report = commands.add_parser("report", help="print the toy backbone's quality table from the results table")
     report.add_argument("--preset", default="toy")
+    report.add_argument("--methods", action="store_true", help="print the methods' transfer and cost table instead")
     report.set_defaults(func=_report)
 
     args = parser.parse_args(argv)

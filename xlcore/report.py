@@ -33,3 +33,43 @@ def backbone_quality_table(results_path: str | Path) -> str:
         for _, row in rows.iterrows():
             lines.append(f"| {label} | {row['protocol']} | {row['value']:.1f} | {target} |")
     return "\n".join(lines)
+
+
+def methods_table(results_path: str | Path) -> str:
+    """Each method's transfer check, averaged over the target languages it was checked on, with its cost.
+
+    Columns: non-English retrieval mean recall (methods with a joint image-text space), scorer-judged
+    generation (every object's shape and colour; everything asked), trainable parameters of the largest
+    stage, and the training wall time on the machine that ran it. The latest run of each method counts.
+    """
+    frame = ResultsStore(results_path).read()
+    frame = frame[frame["run_id"].str.startswith("method-")]
+    if frame.empty:
+        return "(no method rows yet: run `make study`)"
+    latest = frame.sort_values("timestamp").groupby(["method", "language"])["run_id"].last()
+    frame = frame[frame["run_id"].isin(set(latest))]
+    lines = ["| method | languages | retrieval mean recall | generation shape+colour | generation all | "
+             "trainable parameters | training time | notes |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+
+    def mean_of(rows: pd.DataFrame, benchmark: str, metric: str) -> str:
+        values = rows[(rows["benchmark"] == benchmark) & (rows["metric"] == metric) & (rows["language"] != "en")]
+        return "-" if values.empty else f"{values['value'].mean():.1f}"
+
+    order = ["untrained", "translate_oracle", "translate", "trikd", "altclip", "altdiffusion", "iap", "mulan",
+             "pea", "full_finetune"]
+    names = sorted(frame["method"].unique(), key=lambda n: (order.index(n) if n in order else len(order), n))
+    for name in names:
+        rows = frame[frame["method"] == name]
+        generated = rows[rows["benchmark"] == "polyglot-shapes/generation-prompts"]
+        languages = ", ".join(sorted(generated["language"].unique()))
+        cost = rows[rows["benchmark"] == "cost"]
+        params = cost[cost["metric"] == "trainable_parameters"]["value"]
+        seconds = cost[cost["metric"] == "train_seconds"].groupby("run_id")["value"].sum()
+        lines.append(
+            f"| {name} | {languages} | {mean_of(rows, 'polyglot-shapes/retrieval-test', 'mean_recall')} | "
+            f"{mean_of(rows, 'polyglot-shapes/generation-prompts', 'shape_colour')} | "
+            f"{mean_of(rows, 'polyglot-shapes/generation-prompts', 'all')} | "
+            f"{'0' if params.empty else f'{int(params.max()):,}'} | "
+            f"{'-' if seconds.empty else f'{seconds.mean() / 60:.1f} min'} | {rows['notes'].iloc[0] or ''} |")
+    return "\n".join(lines)

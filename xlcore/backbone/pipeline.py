@@ -67,3 +67,33 @@ class PixelTextToImagePipeline(DiffusionPipeline):
         if output_type == "np":
             return (images.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
         return images
+
+
+def text_to_image_pipeline(backbone, unet: UNet2DConditionModel | None = None) -> DiffusionPipeline:
+    """The backbone's stock pipeline around `unet` (default: the backbone's): diffusers'
+    `StableDiffusionPipeline` when there is a VAE (sd15), `PixelTextToImagePipeline` otherwise (toy).
+
+    The text encoder is left out: every method hands in its own `prompt_embeds` and `negative_prompt_embeds`."""
+    unet = unet if unet is not None else backbone.unet
+    if backbone.vae is None:
+        pipe = PixelTextToImagePipeline(unet, backbone.sample_scheduler)
+    else:
+        from diffusers import StableDiffusionPipeline
+
+        pipe = StableDiffusionPipeline(vae=backbone.vae, text_encoder=None, tokenizer=backbone.tokenizer, unet=unet,
+                                       scheduler=backbone.sample_scheduler, safety_checker=None,
+                                       feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def run_pipeline(pipe: DiffusionPipeline, image_size: int, prompt_embeds: torch.Tensor,
+                 negative_prompt_embeds: torch.Tensor, guidance_scale: float, num_inference_steps: int,
+                 generator: list[torch.Generator]) -> torch.Tensor:
+    """Images in [0, 1] (B, 3, H, W) from either pipeline, called with the same arguments."""
+    if isinstance(pipe, PixelTextToImagePipeline):
+        return pipe(prompt_embeds, negative_prompt_embeds, guidance_scale=guidance_scale,
+                    num_inference_steps=num_inference_steps, generator=generator)
+    return pipe(prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_prompt_embeds,
+                guidance_scale=guidance_scale, num_inference_steps=num_inference_steps, generator=generator,
+                height=image_size, width=image_size, output_type="pt").images

@@ -21,7 +21,7 @@ from ..evaluate.retrieval import RetrievalScores, retrieval_scores
 from ..world import World, WorldItem, image_to_tensor
 from ..world.scene import LABEL_CLASSES
 from .base import Backbone
-from .pipeline import PixelTextToImagePipeline
+from .pipeline import run_pipeline, text_to_image_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +77,14 @@ def generate(backbone: Backbone, token_states: torch.Tensor, seeds: Sequence[int
     """Images in [0, 1] for each row of token states; image i uses its own generator seeded seeds[i].
 
     `unet` defaults to the backbone's; `negative` (1, L, D) to the empty English prompt's states."""
-    pipe = PixelTextToImagePipeline(unet if unet is not None else backbone.unet, backbone.sample_scheduler)
-    pipe.set_progress_bar_config(disable=True)
+    pipe = text_to_image_pipeline(backbone, unet)
     empty = negative if negative is not None else backbone.encode_english([""])[0]
     out = []
     for start in range(0, len(token_states), batch_size):
         states = token_states[start:start + batch_size]
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds[start:start + batch_size]]
-        out.append(pipe(states, empty.expand(len(states), -1, -1), guidance_scale=guidance_scale,
-                        num_inference_steps=steps, generator=generators))
+        out.append(run_pipeline(pipe, backbone.image_size, states, empty.expand(len(states), -1, -1),
+                                guidance_scale, steps, generators).float().cpu())
     return torch.cat(out)
 
 

@@ -71,7 +71,7 @@ class Method:
     label: ClassVar[str] = ""  # deviations and extensions, copied into the results table's notes
 
     def __init__(self, backbone: Backbone, config: Any = None, *, language: str | None = None,
-                 languages: Sequence[str] | None = None):
+                 languages: Sequence[str] | None = None, seed: int = 0):
         self.backbone = backbone
         self.config = config if config is not None else self.config_class()
         if not isinstance(self.config, self.config_class):
@@ -83,7 +83,10 @@ class Method:
         self.language = language
         self.languages = tuple(languages) if languages else None  # None: any language the encoder reads
         self.trained_stages: list[str] = []
-        self.build()
+        self.seed = seed
+        with torch.random.fork_rng(devices=[]):  # the initial weights depend on `seed` only, not on what ran before
+            torch.manual_seed(seed)
+            self.build()
         self.freeze()
 
     # ----------------------------------------------------------------------------------------------
@@ -230,7 +233,7 @@ class Method:
         directory.mkdir(parents=True, exist_ok=True)
         state = {name: p.detach().cpu().contiguous().clone() for name, p in self.trainable_parameters().items()}
         save_file(state, str(directory / WEIGHTS_FILE))
-        meta = {"method": self.name, "config": to_dict(self.config), "language": self.language,
+        meta = {"method": self.name, "config": to_dict(self.config), "language": self.language, "seed": self.seed,
                 "languages": list(self.languages) if self.languages else None,
                 "trained_stages": self.trained_stages, "backbone": {
                     "preset": self.backbone.preset, "fingerprint": self.backbone.fingerprint()}}
@@ -323,7 +326,8 @@ def load_method(directory: str | Path, backbone: Backbone, *, strict_backbone: b
     if strict_backbone and expected and expected != backbone.fingerprint():
         raise ConfigError(f"{directory} was trained on backbone {expected}, not this one ({backbone.fingerprint()}); "
                           "pass strict_backbone=False to load it anyway")
-    method = build_method(name, backbone, config, language=meta.get("language"), languages=meta.get("languages"))
+    method = build_method(name, backbone, config, language=meta.get("language"), languages=meta.get("languages"),
+                          seed=meta.get("seed", 0))
     method.load_weights(directory / WEIGHTS_FILE)
     method.trained_stages = list(meta.get("trained_stages", []))
     return method
