@@ -51,15 +51,16 @@ def test_the_key_changes_with_the_backbone_the_data_and_the_specs(smoke_backbone
     specs = {"image": "clip_image", "ml": "multilingual:caption"}
     FrozenFeatures(smoke_backbone, data, specs, cache=cache)
     FrozenFeatures(smoke_backbone, data, specs, cache=cache)  # reused, not rebuilt
-    assert len(list(tmp_path.iterdir())) == 1
+    assert len(list(tmp_path.iterdir())) == 2  # one entry per feature
+    FrozenFeatures(smoke_backbone, data, {"other": "clip_image"}, cache=cache)  # shared whatever its alias
+    assert len(list(tmp_path.iterdir())) == 2
     FrozenFeatures(smoke_backbone, small_world.english_image_text(17), specs, cache=cache)
-    FrozenFeatures(smoke_backbone, data, {"image": "clip_image"}, cache=cache)
-    assert len(list(tmp_path.iterdir())) == 3
+    assert len(list(tmp_path.iterdir())) == 4
     changed = copy.deepcopy(smoke_backbone.multilingual)
     with torch.no_grad():
         next(changed.parameters())[0, 0] += 1.0
     enhanced = FrozenFeatures(smoke_backbone, data, specs, multilingual=changed, cache=cache)
-    assert len(list(tmp_path.iterdir())) == 4
+    assert len(list(tmp_path.iterdir())) == 5  # only the multilingual feature depends on the encoder
     original = FrozenFeatures(smoke_backbone, data, specs, cache=cache)
     assert not np.array_equal(np.asarray(enhanced.arrays["ml.states"]), np.asarray(original.arrays["ml.states"]))
 
@@ -70,7 +71,7 @@ def test_an_interrupted_build_is_rebuilt_and_a_damaged_entry_is_reported(smoke_b
     features = FrozenFeatures(smoke_backbone, data, {"image": "clip_image"}, cache=cache)
     entry = next(tmp_path.iterdir())
     (tmp_path / f"{entry.name}.tmp-999").mkdir()  # debris of a killed build is ignored
-    (entry / "image.npy").write_bytes(b"garbage")
+    (entry / "value.npy").write_bytes(b"garbage")
     with pytest.raises(DataFormatError, match="delete the folder"):
         FrozenFeatures(smoke_backbone, data, {"image": "clip_image"}, cache=cache)
     del features

@@ -16,9 +16,12 @@ Feature kinds ("kind" or "kind:field", field = the sample's text field):
 - `flag:F`: a per-sample tensor field passed through (e.g. `has_english`).
 
 Cache entries live in `<root>/<key>/` as `.npy` files read memory-mapped, so a cache larger than memory
-costs page cache, not process memory. The key hashes everything that determines the values: the
-fingerprint of every module used, the dataset's descriptor (world config, regime, language, size), the
-feature specs, tokenizer settings and a format version; a change in any of them is a new entry.
+costs page cache, not process memory. There is one entry per (dataset, feature spec), so methods that
+need the same feature of the same data share it (TriKD and MuLan both read the multilingual encoder's
+states of the same English captions). The key hashes everything that determines the values: the
+fingerprint of the modules that feature comes from, the dataset's descriptor (world config, regime,
+language, size), the spec, the tokenizer's length and a format version; a change in any of them is a
+new entry.
 Building writes into a temporary folder that is renamed when complete, so an interrupted build is
 simply rebuilt.
 """
@@ -73,12 +76,17 @@ class FrozenFeatures:
         self.parsed = {name: _parse(spec) for name, spec in self.specs.items()}
         self.multilingual = multilingual if multilingual is not None else backbone.multilingual
         self.batch_size = batch_size
-        self.arrays: dict[str, np.ndarray] | None = cache.load_or_build(self) if cache is not None else None
+        self.arrays: dict[str, np.ndarray] | None = None
+        if cache is not None:
+            self.arrays = {}
+            for name in self.specs:
+                self.arrays.update(cache.load_or_build(self, name))
 
     # ----------------------------------------------------------------------------------------------
 
-    def modules_used(self) -> dict[str, nn.Module]:
-        kinds = {kind for kind, _ in self.parsed.values()}
+    def modules_used(self, kinds: set[str] | None = None) -> dict[str, nn.Module]:
+        """The frozen modules the features (of the given kinds) come from."""
+        kinds = kinds if kinds is not None else {kind for kind, _ in self.parsed.values()}
         used: dict[str, nn.Module] = {}
         if kinds & {"clip_image", "clip_text"}:
             used["clip"] = self.backbone.clip
@@ -88,20 +96,20 @@ class FrozenFeatures:
             used["vae"] = self.backbone.vae
         return used
 
-    def key(self) -> dict[str, Any]:
-        """Everything the cached values depend on."""
+    def key(self, spec: str) -> dict[str, Any]:
+        """Everything the values of one feature spec depend on. One cache entry per (dataset, spec), so
+        methods that need the same feature of the same data share it whatever else they need."""
         describe = getattr(self.dataset, "descriptor", None)
         if describe is None:
             raise ConfigError(f"{type(self.dataset).__name__} has no descriptor(); it cannot key a feature cache")
-        return {
-            "format": CACHE_FORMAT,
-            "modules": module_fingerprint(self.modules_used()),
-            "dataset": describe(),
-            "specs": self.specs,
-            "english_max_length": self.backbone.tokenizer.model_max_length,
-            "multilingual_max_length": self.backbone.multilingual_tokenizer.model_max_length,
-            "dtype": str(self.backbone.dtype),
-        }
+        kind, _ = _parse(spec)
+        key = {"format": CACHE_FORMAT, "modules": module_fingerprint(self.modules_used({kind})),
+               "dataset": describe(), "spec": spec, "dtype": str(self.backbone.dtype)}
+        if kind in ("clip_text", "english_tokens"):
+            key["english_max_length"] = self.backbone.tokenizer.model_max_length
+        if kind in ("multilingual", "multilingual_tokens"):
+            key["multilingual_max_length"] = self.backbone.multilingual_tokenizer.model_max_length
+        return key
 
     def raw(self, indices: Sequence[int]) -> dict[str, Any]:
         """What the encoders need for these items: images and text fields (cheap, on the CPU)."""
@@ -116,11 +124,13 @@ class FrozenFeatures:
         return out
 
     @torch.no_grad()
-    def compute(self, raw: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-        """The features of a raw batch, on the backbone's device."""
+    def compute(self, raw: Mapping[str, Any], names: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """The features (all, or those named) of a raw batch, on the backbone's device."""
         bb = self.backbone
         out: dict[str, torch.Tensor] = {}
         for name, (kind, field) in self.parsed.items():
+            if names is not None and name not in names:
+                continue
             if kind == "pixels":
                 out[name] = raw["pixel_values"].to(bb.device)
             elif kind == "diffusion_input":
@@ -163,7 +173,7 @@ class FrozenFeatures:
         return self.compute(batch) if batch.get(RAW) else dict(batch)
 
 
-def _to_storage(name: str, kind: str, tensor: torch.Tensor) -> np.ndarray:
+def _to_storage(kind: str, tensor: torch.Tensor) -> np.ndarray:
     if kind == "pixels":  # exact: pixel values are k/255
         return (tensor * 255.0).round().to(torch.uint8).cpu().numpy()
     return tensor.detach().cpu().numpy()
@@ -179,41 +189,43 @@ class FeatureCache:
     def digest(key: Mapping[str, Any]) -> str:
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
-    def load_or_build(self, features: FrozenFeatures) -> dict[str, np.ndarray]:
-        key = features.key()
+    def load_or_build(self, features: FrozenFeatures, name: str) -> dict[str, np.ndarray]:
+        """The arrays of feature `name` of `features` (named `name` or `name.part`), built if missing."""
+        spec = features.specs[name]
+        key = features.key(spec)
         directory = self.root / self.digest(key)
         if not (directory / "meta.json").exists():
-            self._build(features, key, directory)
+            self._build(features, name, key, directory)
         try:
             meta = json.loads((directory / "meta.json").read_text())
-            arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in meta["arrays"]}
+            arrays = {part: np.load(directory / f"{part or 'value'}.npy", mmap_mode="r") for part in meta["parts"]}
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
             raise DataFormatError(directory, f"unreadable feature cache entry ({err}); delete the folder to rebuild") from None
         size = len(features.dataset)
         if any(len(a) != size for a in arrays.values()):
             raise DataFormatError(directory, f"cache arrays do not have {size} rows; delete the folder to rebuild")
-        log.info("feature cache %s: %s", directory.name, {k: tuple(a.shape) for k, a in arrays.items()})
-        return arrays
+        log.info("feature cache %s (%s): %s", directory.name, spec, {k: tuple(a.shape) for k, a in arrays.items()})
+        return {f"{name}.{part}" if part else name: array for part, array in arrays.items()}
 
-    def _build(self, features: FrozenFeatures, key: Mapping[str, Any], directory: Path) -> None:
+    def _build(self, features: FrozenFeatures, name: str, key: Mapping[str, Any], directory: Path) -> None:
         size = len(features.dataset)
+        kind, _ = features.parsed[name]
         tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        kinds = {name: kind for name, (kind, _) in features.parsed.items()}
         arrays: dict[str, np.ndarray] = {}
-        for start in tqdm(range(0, size, features.batch_size), desc=f"feature cache {directory.name[:8]}", unit="batch"):
+        for start in tqdm(range(0, size, features.batch_size), desc=f"feature cache: {key['spec']}", unit="batch"):
             indices = list(range(start, min(size, start + features.batch_size)))
-            computed = features.compute(features.raw(indices))
-            for name, tensor in computed.items():
-                stored = _to_storage(name, kinds[name.split(".")[0]], tensor)
-                if name not in arrays:
-                    arrays[name] = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=stored.dtype,
-                                                             shape=(size, *stored.shape[1:]))
-                arrays[name][start:start + len(indices)] = stored
+            for full_name, tensor in features.compute(features.raw(indices), names=[name]).items():
+                part = full_name[len(name) + 1:]  # "" for single-array features
+                stored = _to_storage(kind, tensor)
+                if part not in arrays:
+                    arrays[part] = np.lib.format.open_memmap(tmp / f"{part or 'value'}.npy", mode="w+",
+                                                             dtype=stored.dtype, shape=(size, *stored.shape[1:]))
+                arrays[part][start:start + len(indices)] = stored
         for array in arrays.values():
             array.flush()
-        (tmp / "meta.json").write_text(json.dumps({"key": key, "arrays": sorted(arrays)}, indent=2, default=str))
+        (tmp / "meta.json").write_text(json.dumps({"key": key, "parts": sorted(arrays)}, indent=2, default=str))
         try:
             tmp.rename(directory)
         except OSError:  # another process finished the same entry first; theirs is identical
