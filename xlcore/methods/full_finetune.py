@@ -26,9 +26,9 @@ class FullFinetuneConfig:
     items_per_language: int = option(2000, "Image-text items per language, English included.", smoke=16)
     caption_dropout: float = option(0.1, "Share of captions replaced by the empty prompt.")
     train: TrainConfig = option(
-        lambda: TrainConfig(steps=500, batch_size=32, optimizer="adamw", lr=1e-4, weight_decay=0.01,
+        lambda: TrainConfig(steps=300, batch_size=32, optimizer="adamw", lr=1e-4, weight_decay=0.01,
                             schedule="cosine", warmup_steps=30, mixed_precision="bf16"),
-        "Joint training of encoder and UNet (toy budget: 500 steps of 32).")
+        "Joint training of encoder and UNet (toy budget: 300 steps of 32).")
 
 
 @METHODS.register("full_finetune")

@@ -37,9 +37,9 @@ class IAPConfig:
                                          "student learns the unconditional input used for guidance).")
     train_items: int = option(1000, "Target-language image-text triplets (the paper's point: little data).", smoke=32)
     train: TrainConfig = option(
-        lambda: TrainConfig(steps=400, batch_size=32, optimizer="adamw", lr=1e-4, weight_decay=0.01,
+        lambda: TrainConfig(steps=300, batch_size=32, optimizer="adamw", lr=1e-4, weight_decay=0.01,
                             schedule="cosine", warmup_steps=20),
-        "Student encoder training (toy budget: 400 steps of 32).")
+        "Student encoder training (toy budget: 300 steps of 32).")
 
 
 class ProjectedEncoder(nn.Module):

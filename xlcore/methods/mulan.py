@@ -34,9 +34,9 @@ class MuLanConfig:
              "guidance (Stable Diffusion's usual 10%; the MuLan paper does not state it).")
     train_items: int = option(10_000, "English image-text items (MuLan trains on English data only).", smoke=32)
     train: TrainConfig = option(
-        lambda: TrainConfig(steps=600, batch_size=32, optimizer="adamw", lr=1e-4, weight_decay=0.01,
+        lambda: TrainConfig(steps=400, batch_size=32, optimizer="adamw", lr=1e-4, weight_decay=0.01,
                             schedule="cosine", warmup_steps=30, mixed_precision="bf16"),
-        "Adapter training (toy budget: 600 steps of 32; bf16 autocast where the device supports it).")
+        "Adapter training (toy budget: 400 steps of 32; bf16 autocast where the device supports it).")
 
 
 class LanguageAdapter(nn.Module):

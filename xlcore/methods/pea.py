@@ -41,10 +41,10 @@ class PEAConfig:
     caption_dropout: float = option(0.1, "Share of captions replaced by the empty prompt on both sides.")
     train_items: int = option(5000, "Target-language image-text items (with their English captions).", smoke=32)
     train: TrainConfig = option(
-        lambda: TrainConfig(steps=400, batch_size=32, optimizer="adamw", lr=3e-4, weight_decay=0.0,
+        lambda: TrainConfig(steps=300, batch_size=32, optimizer="adamw", lr=3e-4, weight_decay=0.0,
                             schedule="cosine", warmup_steps=20, mixed_precision="bf16"),
         "Adapter training. Upstream: AdamW lr 1e-5, 100 warmup, polynomial decay, effective weight decay 0; "
-        "toy: lr 3e-4, cosine, 400 steps of 32.")
+        "toy: lr 3e-4, cosine, 300 steps of 32.")
 
 
 class PEAAdapter(nn.Module):

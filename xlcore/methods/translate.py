@@ -44,9 +44,9 @@ class TranslateConfig:
     max_new_tokens: int = option(24, "Longest English output (the English tokenizer's length).")
     nllb_model_id: str = option(NLLB_ID, "Translator on presets with real weights (loaded by id, offline).")
     train: TrainConfig = option(
-        lambda: TrainConfig(steps=1500, batch_size=128, optimizer="adamw", lr=1e-3, weight_decay=0.01,
+        lambda: TrainConfig(steps=1000, batch_size=128, optimizer="adamw", lr=1e-3, weight_decay=0.01,
                             schedule="cosine", warmup_steps=100),
-        "Translator training (toy: 1,500 steps of 128).")
+        "Translator training (toy: 1,000 steps of 128).")
 
 
 @METHODS.register("translate")
