@@ -233,5 +233,5 @@ def test_every_method_runs_on_the_sd15_code_path(name, sd15_small):
 
 
 def test_translate_on_sd15_needs_the_nllb_weights(sd15_small):
-    with pytest.raises(MissingWeightsError, match="nllb-200-distilled-600M"):
+    with pytest.raises(MissingWeightsError, match="facebook/nllb-200-distilled-600M.*huggingface-cli download"):
         build_method("translate", sd15_small)

@@ -22,7 +22,7 @@ from transformers import MarianConfig, MarianMTModel
 
 from ..cache import ConcatDataset
 from ..config import option
-from ..errors import MissingWeightsError
+from ..errors import UnknownLanguageError
 from ..registry import METHODS
 from ..train import TrainConfig
 from ..world import get_grammar
@@ -32,6 +32,10 @@ from ._base import Conditioning, Method, StageData, trim_padding
 log = logging.getLogger(__name__)
 
 NLLB_ID = "facebook/nllb-200-distilled-600M"
+# ISO 639-1 -> NLLB-200's FLORES-200 codes, for the languages of the world and of the real benchmarks.
+NLLB_CODES = {"en": "eng_Latn", "de": "deu_Latn", "fr": "fra_Latn", "cs": "ces_Latn", "zh": "zho_Hans",
+              "ja": "jpn_Jpan", "es": "spa_Latn", "it": "ita_Latn", "ko": "kor_Hang", "pl": "pol_Latn",
+              "ru": "rus_Cyrl", "tr": "tur_Latn"}
 
 
 @dataclass(frozen=True)
@@ -56,11 +60,17 @@ class Translate(Method):
 
     def build(self) -> None:
         bb, c = self.backbone, self.config
-        if bb.preset != "toy":
-            raise MissingWeightsError(
-                "NLLB translator", c.nllb_model_id,
-                hint="translate-then-generate on real presets loads NLLB-200-distilled-600M from the Hugging Face "
-                     "cache; run `huggingface-cli download facebook/nllb-200-distilled-600M` on a machine with internet")
+        self.nllb_tokenizer = None
+        if bb.preset != "toy":  # a released translator, used as it is: nothing trains
+            from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+            from ..backbone.sd15 import _load
+
+            self.translator = _load("NLLB translator", c.nllb_model_id, AutoModelForSeq2SeqLM.from_pretrained,
+                                    c.nllb_model_id, local_files_only=True)
+            self.nllb_tokenizer = _load("NLLB tokenizer", c.nllb_model_id, AutoTokenizer.from_pretrained,
+                                        c.nllb_model_id, local_files_only=True)
+            return
         english = bb.tokenizer
         config = MarianConfig(
             vocab_size=len(bb.multilingual_tokenizer), decoder_vocab_size=len(english),
@@ -78,7 +88,7 @@ class Translate(Method):
 
     @property
     def stages(self) -> tuple[str, ...]:
-        return ("translation",)
+        return ("translation",) if self.nllb_tokenizer is None else ()
 
     def stage_modules(self, stage: str) -> dict[str, nn.Module]:
         return {"translator": self.translator}
@@ -100,17 +110,29 @@ class Translate(Method):
         return {"loss": out.loss}
 
     @torch.no_grad()
-    def translate(self, texts: list[str]) -> list[str]:
-        """Greedy translations into English."""
+    def translate(self, texts: list[str], lang: str) -> list[str]:
+        """Translations into English (greedy on toy; NLLB's beam search with its own language codes on sd15)."""
         self.translator.eval()
+        if self.nllb_tokenizer is not None:
+            return self._translate_nllb(texts, lang)
         tokens = self.backbone.tokenize_multilingual(texts)
         self.translator.to(tokens["input_ids"].device)
         out = self.translator.generate(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"],
                                        max_new_tokens=self.config.max_new_tokens, num_beams=1, do_sample=False)
         return self.backbone.tokenizer.batch_decode(out, skip_special_tokens=True)
 
+    def _translate_nllb(self, texts: list[str], lang: str) -> list[str]:
+        if lang not in NLLB_CODES:
+            raise UnknownLanguageError(lang, sorted(NLLB_CODES))
+        tokenizer = self.nllb_tokenizer
+        tokenizer.src_lang = NLLB_CODES[lang]
+        tokens = tokenizer(texts, return_tensors="pt", padding=True).to(self.translator.device)
+        out = self.translator.generate(**tokens, forced_bos_token_id=tokenizer.convert_tokens_to_ids("eng_Latn"),
+                                       max_new_tokens=self.backbone.tokenizer.model_max_length, num_beams=4)
+        return tokenizer.batch_decode(out, skip_special_tokens=True)
+
     def _encode(self, texts, lang):
-        english = texts if lang == "en" else self.translate(texts)
+        english = texts if lang == "en" else self.translate(texts, lang)
         english = ["" if not t else e for t, e in zip(texts, english)]  # the empty prompt stays empty
         return Conditioning(*self.backbone.encode_english(english))
 
