@@ -279,6 +279,44 @@ class Method:
         return denoising_loss(prediction, sample), sample, prediction
 
 
+class SingleStageMethod(Method):
+    """A method with one training stage, named `stage_name`, in which all its modules train under
+    `config.train` (the adapters, IAP, full fine-tuning, the toy translator)."""
+
+    stage_name: ClassVar[str] = "train"
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return (self.stage_name,)
+
+    def stage_modules(self, stage: str) -> dict[str, nn.Module]:
+        return self.modules()
+
+    def train_config(self, stage: str) -> TrainConfig:
+        return self.config.train
+
+
+@dataclass(frozen=True)
+class NoConfig:
+    """Nothing to configure."""
+
+
+class UntrainableMethod(Method):
+    """A reference point that trains nothing (the untrained baseline, the translation oracle)."""
+
+    config_class = NoConfig
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {}
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return ()
+
+    def stage_modules(self, stage: str) -> dict[str, nn.Module]:
+        return {}
+
+
 class StageTask:
     """Adapts (method, stage, features) to the trainer's `TrainingTask` protocol."""
 

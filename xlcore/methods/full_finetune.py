@@ -15,7 +15,7 @@ from ..cache import ConcatDataset
 from ..config import option
 from ..registry import METHODS
 from ..train import TrainConfig
-from ._base import Conditioning, Method, StageData
+from ._base import Conditioning, SingleStageMethod, StageData
 from .iap import ProjectedEncoder
 
 
@@ -32,8 +32,9 @@ class FullFinetuneConfig:
 
 
 @METHODS.register("full_finetune")
-class FullFinetune(Method):
+class FullFinetune(SingleStageMethod):
     config_class = FullFinetuneConfig
+    stage_name = "joint"
     uses_unet_gradients = True
 
     def build(self) -> None:
@@ -48,15 +49,6 @@ class FullFinetune(Method):
     def modules(self) -> dict[str, nn.Module]:
         return {"text_encoder": self.text_encoder, "unet": self.unet_copy}
 
-    @property
-    def stages(self) -> tuple[str, ...]:
-        return ("joint",)
-
-    def stage_modules(self, stage: str) -> dict[str, nn.Module]:
-        return self.modules()
-
-    def train_config(self, stage: str) -> TrainConfig:
-        return self.config.train
 
     def stage_data(self, stage: str, world) -> StageData:
         n = self.config.items_per_language

@@ -26,7 +26,7 @@ from ..backbone.diffusion import noisy_sample
 from ..config import option
 from ..registry import METHODS
 from ..train import TrainConfig
-from ._base import Conditioning, Method, StageData, capture_cross_attention
+from ._base import Conditioning, SingleStageMethod, StageData, capture_cross_attention
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,9 @@ class ProjectedEncoder(nn.Module):
 
 
 @METHODS.register("iap")
-class IAP(Method):
+class IAP(SingleStageMethod):
     config_class = IAPConfig
+    stage_name = "pivot"
     per_language = True
     label = "reconstructed from the abstract: all attn2 layers, MSE, random timestep"
 
@@ -66,16 +67,6 @@ class IAP(Method):
 
     def modules(self) -> dict[str, nn.Module]:
         return {"student": self.student}
-
-    @property
-    def stages(self) -> tuple[str, ...]:
-        return ("pivot",)
-
-    def stage_modules(self, stage: str) -> dict[str, nn.Module]:
-        return {"student": self.student}
-
-    def train_config(self, stage: str) -> TrainConfig:
-        return self.config.train
 
     def stage_data(self, stage: str, world) -> StageData:
         return StageData(world.pivot_image_text(self.language, self.config.train_items),

@@ -19,7 +19,7 @@ from torch import nn
 from ..config import option
 from ..registry import METHODS
 from ..train import TrainConfig
-from ._base import Conditioning, Method, StageData
+from ._base import Conditioning, SingleStageMethod, StageData
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,9 @@ class LanguageAdapter(nn.Module):
 
 
 @METHODS.register("mulan")
-class MuLan(Method):
+class MuLan(SingleStageMethod):
     config_class = MuLanConfig
+    stage_name = "adapter"
     uses_unet_gradients = True
     label = "padding masked in the adapter's attention; 10% caption dropout assumed"
 
@@ -70,16 +71,6 @@ class MuLan(Method):
 
     def modules(self) -> dict[str, nn.Module]:
         return {"adapter": self.adapter}
-
-    @property
-    def stages(self) -> tuple[str, ...]:
-        return ("adapter",)
-
-    def stage_modules(self, stage: str) -> dict[str, nn.Module]:
-        return {"adapter": self.adapter}
-
-    def train_config(self, stage: str) -> TrainConfig:
-        return self.config.train
 
     def stage_data(self, stage: str, world) -> StageData:
         return StageData(world.english_image_text(self.config.train_items),

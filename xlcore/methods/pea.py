@@ -28,7 +28,7 @@ from torch import nn
 from ..config import option
 from ..registry import METHODS
 from ..train import TrainConfig
-from ._base import Conditioning, Method, StageData, capture_blocks
+from ._base import Conditioning, SingleStageMethod, StageData, capture_blocks
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,9 @@ class PEAAdapter(nn.Module):
 
 
 @METHODS.register("pea")
-class PEA(Method):
+class PEA(SingleStageMethod):
     config_class = PEAConfig
+    stage_name = "adapter"
     per_language = True
     uses_unet_gradients = True
     label = "toy optimiser: lr 3e-4 cosine (upstream 1e-5 polynomial)"
@@ -74,16 +75,6 @@ class PEA(Method):
 
     def modules(self) -> dict[str, nn.Module]:
         return {"adapter": self.adapter}
-
-    @property
-    def stages(self) -> tuple[str, ...]:
-        return ("adapter",)
-
-    def stage_modules(self, stage: str) -> dict[str, nn.Module]:
-        return {"adapter": self.adapter}
-
-    def train_config(self, stage: str) -> TrainConfig:
-        return self.config.train
 
     def stage_data(self, stage: str, world) -> StageData:
         return StageData(world.pivot_image_text(self.language, self.config.train_items),

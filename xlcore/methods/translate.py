@@ -27,7 +27,7 @@ from ..registry import METHODS
 from ..train import TrainConfig
 from ..world import get_grammar
 from ..world.scene import RELATIONS_BY_AXIS, SHAPES, pair_scenes, single_scenes
-from ._base import Conditioning, Method, StageData, trim_padding
+from ._base import Conditioning, SingleStageMethod, StageData, UntrainableMethod, trim_padding
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,9 @@ class TranslateConfig:
 
 
 @METHODS.register("translate")
-class Translate(Method):
+class Translate(SingleStageMethod):
     config_class = TranslateConfig
+    stage_name = "translation"
     label = "toy Marian translator trained on world parallel text"
 
     def build(self) -> None:
@@ -88,13 +89,7 @@ class Translate(Method):
 
     @property
     def stages(self) -> tuple[str, ...]:
-        return ("translation",) if self.nllb_tokenizer is None else ()
-
-    def stage_modules(self, stage: str) -> dict[str, nn.Module]:
-        return {"translator": self.translator}
-
-    def train_config(self, stage: str) -> TrainConfig:
-        return self.config.train
+        return super().stages if self.nllb_tokenizer is None else ()
 
     def stage_data(self, stage: str, world) -> StageData:
         data = ConcatDataset([world.parallel_text(lang, self.config.items_per_language)
@@ -137,28 +132,12 @@ class Translate(Method):
         return Conditioning(*self.backbone.encode_english(english))
 
 
-@dataclass(frozen=True)
-class OracleConfig:
-    """The lexicon oracle has nothing to configure."""
-
-
 @METHODS.register("translate_oracle")
-class TranslateOracle(Method):
-    config_class = OracleConfig
+class TranslateOracle(UntrainableMethod):
     label = "oracle upper bound: exact translation by the world's grammars"
 
     def build(self) -> None:
         self._tables: dict[str, dict[str, str]] = {}
-
-    def modules(self) -> dict[str, nn.Module]:
-        return {}
-
-    @property
-    def stages(self) -> tuple[str, ...]:
-        return ()
-
-    def stage_modules(self, stage: str) -> dict[str, nn.Module]:
-        return {}
 
     def table(self, lang: str) -> dict[str, str]:
         """Every caption `lang`'s grammar writes for the universal shapes -> the English caption."""

@@ -8,23 +8,15 @@ the toy backbone (128) and for XLM-R base with SD 1.5 (768); otherwise the basel
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
-from torch import nn
 
 from ..errors import ConfigError
 from ..registry import METHODS
-from ._base import Conditioning, Method, masked_mean
-
-
-@dataclass(frozen=True)
-class UntrainedConfig:
-    """The untrained baseline has nothing to configure."""
+from ._base import Conditioning, UntrainableMethod, masked_mean
 
 
 @METHODS.register("untrained")
-class Untrained(Method):
-    config_class = UntrainedConfig
+class Untrained(UntrainableMethod):
     label = "baseline: no alignment"
 
     def build(self) -> None:
@@ -32,16 +24,6 @@ class Untrained(Method):
         if width != self.backbone.unet.config.cross_attention_dim:
             raise ConfigError(f"the untrained baseline needs the multilingual width ({width}) to equal the UNet's "
                               f"cross-attention width ({self.backbone.unet.config.cross_attention_dim})")
-
-    def modules(self) -> dict[str, nn.Module]:
-        return {}
-
-    @property
-    def stages(self) -> tuple[str, ...]:
-        return ()
-
-    def stage_modules(self, stage: str) -> dict[str, nn.Module]:
-        return {}
 
     def _encode(self, texts, lang):
         states, mask = self.backbone.encode_multilingual(texts)
