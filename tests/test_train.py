@@ -66,10 +66,12 @@ def test_interrupted_run_resumes_to_bit_identical_weights(tmp_path):
     interrupted = RegressionTask(interrupt_at=10)  # killed during step 10; the last checkpoint is step 8
     with pytest.raises(KeyboardInterrupt):
         Trainer(interrupted, CONFIG, tmp_path / "resumed").fit()
+    before = json.loads((tmp_path / "resumed" / "checkpoint" / "state.json").read_text())["train_seconds"]
     resumed = RegressionTask()  # a fresh process: new model object, weights come from the checkpoint
     trainer = Trainer(resumed, CONFIG, tmp_path / "resumed")
     trainer.fit()
     assert trainer.step == 12
+    assert 0 < before < trainer.train_seconds  # training time adds up over sessions
     for name, value in weights(straight).items():  # dropout included: the RNG state was checkpointed
         assert torch.equal(weights(resumed)[name], value), name
     assert [r["step"] for r in read_log(tmp_path / "resumed")] == list(range(1, 13))

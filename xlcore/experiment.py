@@ -10,7 +10,6 @@ parallel prompts; the full protocols (FID, CLIP score, consistency, culture) are
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -31,8 +30,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class StageCost:
     stage: str
-    steps: int
-    seconds: float  # wall time of this call (0 steps if the stage was already complete)
+    steps: int  # optimizer steps of the stage
+    seconds: float  # training wall time of the stage, summed over every session that trained it
     trainable_parameters: int
     feature_cache: bool
 
@@ -46,9 +45,8 @@ def train_method(method: Method, world: World, run_dir: str | Path, *, cache: Fe
         config = (train_configs or {}).get(stage) or method.train_config(stage)
         task = method.task(stage, world, cache)
         trainer = Trainer(task, config, run_dir / stage)
-        start_step, start = trainer.step, time.perf_counter()
         trainer.fit()
-        costs.append(StageCost(stage, trainer.step - start_step, time.perf_counter() - start,
+        costs.append(StageCost(stage, trainer.step, trainer.train_seconds,
                                sum(p.numel() for p in method.trainable_parameters(stage).values()), cache is not None))
         if stage not in method.trained_stages:
             method.trained_stages.append(stage)

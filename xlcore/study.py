@@ -192,7 +192,7 @@ def train_and_check_methods(ctx: StudyContext) -> list[ResultRow]:
                 metrics["seconds_per_step"] = cost.seconds / cost.steps
             rows += ctx.results.make_rows(stage=cost.stage, language=language or "all", benchmark="cost",
                                           metrics=metrics, protocol=f"feature cache {'on' if cost.feature_cache else 'off'}; "
-                                          "wall time of this session's steps (0 if resumed complete)", **common)
+                                          "wall time summed over the sessions that trained it (checkpoint writes included)", **common)
         languages = (language,) if language else world.target_languages
         checks = transfer_check(method, world, languages, config.transfer_prompts, config.transfer_guidance,
                                 config.sampling_steps, config.seed)

@@ -157,6 +157,8 @@ class Trainer:
         self.optimizer = _make_optimizer(config, self.params)
         self.ema = [p.detach().clone() for p in self.params] if config.ema_decay > 0 else None
         self.step = 0
+        self.train_seconds = 0.0  # wall time spent training, summed over every session of the run
+        self._session_start: float | None = None
         self.checkpoint_dir = self.run_dir / "checkpoint"
         self.log_path = self.run_dir / "train_log.jsonl"
 
@@ -178,7 +180,7 @@ class Trainer:
             save_file({f"ema.{i}": t.cpu().contiguous() for i, t in enumerate(self.ema)}, str(tmp / "ema.safetensors"))
         torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
         save_file({"torch_rng": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
-        state = {"step": self.step, "config": to_dict(self.config)}
+        state = {"step": self.step, "config": to_dict(self.config), "train_seconds": self.elapsed()}
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
         old = self.run_dir / "checkpoint.old"
         shutil.rmtree(old, ignore_errors=True)
@@ -219,6 +221,7 @@ class Trainer:
             log.warning("%s has no random state; reseeding from the step", directory)
             torch.manual_seed(self.config.seed * 1_000_003 + int(state["step"]))
         self.step = int(state["step"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         log.info("resumed from %s at step %d", directory, self.step)
         return True
 
@@ -236,6 +239,12 @@ class Trainer:
             self.ema = [p.detach().clone() for p in self.params]
         self.step = step
         log.info("warm start at step %d from exported weights (optimizer state starts fresh)", step)
+
+    def elapsed(self) -> float:
+        """Training wall time of the whole run so far: earlier sessions (from the checkpoint) plus this one."""
+        if self._session_start is None:
+            return self.train_seconds
+        return self.train_seconds + time.monotonic() - self._session_start
 
     def ema_state(self) -> dict[str, torch.Tensor] | None:
         """The EMA weights in the layout of `_trainable_state()` (None without EMA)."""
@@ -264,7 +273,7 @@ class Trainer:
         if not self.load_checkpoint() and self.step == 0:
             torch.manual_seed(config.seed)  # task randomness (noise, dropout); a resume restores its state
         history: list[dict[str, float]] = []
-        last_checkpoint = time.monotonic()
+        last_checkpoint = self._session_start = time.monotonic()
         for module in self.modules.values():
             module.train()
         bar = tqdm(total=config.steps, initial=self.step, desc=getattr(self.task, "description", type(self.task).__name__), unit="step",
@@ -310,6 +319,7 @@ class Trainer:
                     self.save_checkpoint()
                     last_checkpoint = time.monotonic()
         bar.close()
+        self.train_seconds, self._session_start = self.elapsed(), None
         for module in self.modules.values():
             module.eval()
         return history
