@@ -62,10 +62,10 @@ class TriKDConfig:
     mte_items_per_language: int = option(4000, "Parallel pairs per target language for the MTE stage.", smoke=32)
     train_items: int = option(10_000, "English image-text items TriKD trains on (paper: CC3M).", smoke=64)
     train: TrainConfig = option(
-        lambda: TrainConfig(steps=1500, batch_size=256, optimizer="lamb", lr=1e-2, weight_decay=0.01,
+        lambda: TrainConfig(steps=400, batch_size=256, optimizer="lamb", lr=1e-2, weight_decay=0.01,
                             schedule="inverse_sqrt", warmup_steps=100, betas=(0.9, 0.999)),
         "TriKD stage. Paper: LAMB lr 1e-2, inverse-sqrt, 500 warmup, 15 epochs of CC3M at batch 2048 per GPU; "
-        "toy: 1,500 steps of 256 (38 epochs of 10k items), 100 warmup.")
+        "toy: 400 steps of 256 (10 epochs of 10k items), 100 warmup.")
     mte_train: TrainConfig = option(
         lambda: TrainConfig(steps=600, batch_size=128, optimizer="adamw", lr=5e-5, weight_decay=0.01,
                             schedule="cosine", warmup_steps=50),
