@@ -26,6 +26,23 @@ def test_smoke_study_writes_results_and_figures_and_resumes(tmp_path):
     share = frame.query("metric == 'culture_share_measured'")["value"]
     assert len(share) == 5 and share.between(0.0, 0.6).all()
     assert frame.query("metric == 'render_images_per_s'")["value"].item() > 100
+    # every registered method is trained, costed and evaluated; the English pipeline is the reference row
+    from xlcore.registry import METHODS
+    from xlcore.report import cost_table, methods_table
+
+    evaluated = frame[frame["run_id"].str.startswith("eval-")]
+    assert set(evaluated["method"]) == set(METHODS.names()) | {"english-backbone"}
+    for metric in ("mean_recall", "compositional_all", "culture_shape", "fid_scorer256", "clip_score_raw_cos",
+                   "clip_score_torchmetrics", "consistency_clip_cos"):
+        assert metric in set(evaluated["metric"]), metric
+    assert set(evaluated[evaluated["metric"] == "mean_recall"]["protocol"].str.split(" ").str[0]) == {
+        "all-captions", "first-caption"}
+    measured = frame[frame["benchmark"] == "cost/measured"]
+    assert {"trikd", "pea", "full_finetune"} <= set(measured["method"])
+    assert (measured[measured["metric"] == "flops_per_step"]["value"] > 0).all()
+    table = methods_table(results.path)
+    assert all(f"| {name} |" in table for name in set(evaluated["method"]))
+    assert "| trikd/trikd |" in cost_table(results.path)
 
     second = run_cli(*args, cwd=tmp_path)
     assert second.returncode == 0, second.stderr

@@ -73,10 +73,11 @@ def _pretrain_toy(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import backbone_quality_table, methods_table
+    from .report import backbone_quality_table, cost_table, methods_table
 
     config = load_preset(args.preset)
-    print(methods_table(config.results_path) if args.methods else backbone_quality_table(config.results_path))
+    table = methods_table if args.methods else cost_table if args.cost else backbone_quality_table
+    print(table(config.results_path))
     return 0
 
 
@@ -113,9 +114,11 @@ def main(argv: list[str] | None = None) -> int:
                           help="override a budget, e.g. --set unet.steps=5000")
     pretrain.set_defaults(func=_pretrain_toy)
 
-    report = commands.add_parser("report", help="print the toy backbone's quality table from the results table")
+    report = commands.add_parser("report", help="print a table from the results table (default: the toy backbone's quality)")
     report.add_argument("--preset", default="toy")
-    report.add_argument("--methods", action="store_true", help="print the methods' transfer and cost table instead")
+    which = report.add_mutually_exclusive_group()
+    which.add_argument("--methods", action="store_true", help="print the methods' evaluation table instead")
+    which.add_argument("--cost", action="store_true", help="print the training-cost table (measured and extrapolated)")
     report.set_defaults(func=_report)
 
     args = parser.parse_args(argv)

@@ -215,6 +215,26 @@ class WorldConfig:
 
 
 @dataclass(frozen=True)
+class GenerationEvalConfig:
+    """What a generation evaluation draws and how."""
+
+    n_prompts: int = option(200, "Parallel prompts per language (the world's first n generation prompts).", smoke=4)
+    languages: tuple[str, ...] = option(lambda: ("en", "de", "fr", "cs", "zh", "ja"),
+                                        "Languages to prompt in (those a system cannot read are skipped).")
+    guidance_scale: float = option(4.0, "Classifier-free guidance scale (the toy backbone's best, DESIGN.md 8.1).")
+    steps: int = option(25, "DDIM steps (trailing spacing).", smoke=2)
+    seed: int = option(0, "Evaluation seed: the noise of prompt i is seeded seed * 100003 + i in every language.")
+    batch_size: int = option(100, "Images generated per batch.", smoke=4)
+    precision: str = option(
+        "bf16", "'bf16' (autocast) or 'fp32' sampling. bf16 halves the CPU time on CPUs with AVX-512 BF16 and gave the "
+                "same scorer accuracy on 100 toy prompts (16.0 vs 16.0, mean pixel difference 0.001); use fp32 on CPUs "
+                "without bf16 support, where autocast is emulated and slower.")
+    n_culture_prompts: int = option(50, "Culture-concept prompts per non-English language (0 disables).", smoke=3)
+    consistency: bool = option(True, "Measure consistency against the English pipeline's images (same seeds).")
+    inception_fid: bool = option(True, "Also Inception FID when its weights are on this machine (sd15 preset).")
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """One run of the study: which preset, seed, sizes and where outputs go."""
 
@@ -234,8 +254,14 @@ class StudyConfig:
     method_languages: tuple[str, ...] = option(
         lambda: ("de", "zh"), "Target languages for per-language methods (IAP, PEA) in the study's method step; "
                               "the full (method, language) grid is the sweep's.", smoke=("de",))
-    transfer_prompts: int = option(40, "Parallel prompts per language in the methods' transfer check.", smoke=3)
-    transfer_guidance: float = option(4.0, "Guidance scale of the methods' transfer check (the toy backbone's best).")
+    evaluation: GenerationEvalConfig = option(
+        lambda: GenerationEvalConfig(n_prompts=40, n_culture_prompts=20),
+        "Generation evaluation of every method (its languages: English plus method_languages). The study keeps "
+        "it small to fit a CPU; the protocol's full size is GenerationEvalConfig's default (200 prompts).")
+    retrieval_captions_per_image: int = option(
+        2, "Captions per test image in the world retrieval evaluation (2+: both the all-captions and "
+           "first-caption protocols are reported).")
+    cost_timed_steps: int = option(3, "Timed optimizer steps per stage in the cost measurement.", smoke=1)
     feature_cache: bool = option(True, "Cache frozen-encoder features on disk under <output_dir>/<preset>/feature_cache.")
 
     @property

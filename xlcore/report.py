@@ -21,7 +21,7 @@ QUALITY_BAR = {  # metric -> (label, target), from the backbone issue's quality 
 def backbone_quality_table(results_path: str | Path) -> str:
     """The latest toy backbone quality run as a Markdown table (generation rows per guidance scale)."""
     frame = ResultsStore(results_path).read()
-    frame = frame[frame["method"] == "english-backbone"]
+    frame = frame[(frame["method"] == "english-backbone") & frame["run_id"].str.startswith("backbone-")]
     if frame.empty:
         return "(no backbone quality rows yet: run `make study`)"
     latest = frame[frame["run_id"] == frame.sort_values("timestamp")["run_id"].iloc[-1]]
@@ -35,41 +35,97 @@ def backbone_quality_table(results_path: str | Path) -> str:
     return "\n".join(lines)
 
 
-def methods_table(results_path: str | Path) -> str:
-    """Each method's transfer check, averaged over the target languages it was checked on, with its cost.
+METHOD_ORDER = ["english-backbone", "untrained", "translate_oracle", "translate", "trikd", "altclip", "altdiffusion",
+                "iap", "mulan", "pea", "full_finetune"]
 
-    Columns: non-English retrieval mean recall (methods with a joint image-text space), scorer-judged
-    generation (every object's shape and colour; everything asked), trainable parameters of the largest
-    stage, and the training wall time on the machine that ran it. The latest run of each method counts.
+
+def _latest_runs(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    """Rows of the latest run (by timestamp) of each (method, language) among runs whose id starts with `prefix`."""
+    frame = frame[frame["run_id"].str.startswith(prefix)]
+    latest = frame.sort_values("timestamp").groupby(["method", "language"])["run_id"].last()
+    return frame[frame["run_id"].isin(set(latest))]
+
+
+def _ordered(names) -> list[str]:
+    return sorted(names, key=lambda n: (METHOD_ORDER.index(n) if n in METHOD_ORDER else len(METHOD_ORDER), n))
+
+
+def methods_table(results_path: str | Path) -> str:
+    """Each system's evaluation, averaged over its non-English languages (English for the backbone), with cost.
+
+    Columns: world retrieval mean recall (first-caption protocol; systems with a joint image-text space),
+    compositional accuracy (GenEval style, everything asked right), culture-concept accuracy (the concept
+    drawn), cross-lingual consistency with the English pipeline, CLIP score (toy CLIP, raw cosine, English
+    caption), world FID (scorer features), the largest stage's trainable parameters and its share of the
+    system, and the training wall time on the machine that ran it. The latest run of each system counts.
     """
     frame = ResultsStore(results_path).read()
-    frame = frame[frame["run_id"].str.startswith("method-")]
-    if frame.empty:
-        return "(no method rows yet: run `make study`)"
-    latest = frame.sort_values("timestamp").groupby(["method", "language"])["run_id"].last()
-    frame = frame[frame["run_id"].isin(set(latest))]
-    lines = ["| method | languages | retrieval mean recall | generation shape+colour | generation all | "
-             "trainable parameters | training time | notes |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    evaluated = _latest_runs(frame, "eval-")
+    trained = _latest_runs(frame, "method-")
+    if evaluated.empty:
+        return "(no evaluation rows yet: run `make study`)"
+    lines = ["| method | languages | retrieval mean recall | compositional all | culture concept | consistency | "
+             "CLIP score | world FID | trainable parameters | share of system | training time | notes |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
 
-    def mean_of(rows: pd.DataFrame, benchmark: str, metric: str) -> str:
-        values = rows[(rows["benchmark"] == benchmark) & (rows["metric"] == metric) & (rows["language"] != "en")]
-        return "-" if values.empty else f"{values['value'].mean():.1f}"
+    def mean_of(rows: pd.DataFrame, metric: str, fmt: str = ".1f", protocol: str | None = None) -> str:
+        rows = rows[rows["metric"] == metric]
+        if protocol:
+            rows = rows[rows["protocol"].str.startswith(protocol)]
+        return "-" if rows.empty else format(rows["value"].mean(), fmt)
 
-    order = ["untrained", "translate_oracle", "translate", "trikd", "altclip", "altdiffusion", "iap", "mulan",
-             "pea", "full_finetune"]
-    names = sorted(frame["method"].unique(), key=lambda n: (order.index(n) if n in order else len(order), n))
-    for name in names:
-        rows = frame[frame["method"] == name]
-        generated = rows[rows["benchmark"] == "polyglot-shapes/generation-prompts"]
-        languages = ", ".join(sorted(generated["language"].unique()))
-        cost = rows[rows["benchmark"] == "cost"]
+    for name in _ordered(evaluated["method"].unique()):
+        rows = evaluated[evaluated["method"] == name]
+        targets = rows[rows["language"] != "en"] if name != "english-backbone" else rows
+        languages = ", ".join(sorted(targets["language"].unique()))
+        cost = trained[(trained["method"] == name) & (trained["benchmark"] == "cost/measured")]
         params = cost[cost["metric"] == "trainable_parameters"]["value"]
-        seconds = cost[cost["metric"] == "train_seconds"].groupby("run_id")["value"].sum()
+        share = cost[cost["metric"] == "trainable_share_pct"]["value"]
+        seconds = trained[(trained["method"] == name) & (trained["metric"] == "train_seconds")].groupby("run_id")["value"].sum()
         lines.append(
-            f"| {name} | {languages} | {mean_of(rows, 'polyglot-shapes/retrieval-test', 'mean_recall')} | "
-            f"{mean_of(rows, 'polyglot-shapes/generation-prompts', 'shape_colour')} | "
-            f"{mean_of(rows, 'polyglot-shapes/generation-prompts', 'all')} | "
-            f"{'0' if params.empty else f'{int(params.max()):,}'} | "
+            f"| {name} | {languages} | {mean_of(targets, 'mean_recall', protocol='first-caption')} | "
+            f"{mean_of(targets, 'compositional_all')} | {mean_of(targets, 'culture_shape')} | "
+            f"{mean_of(targets, 'consistency_clip_cos', '.3f')} | {mean_of(targets, 'clip_score_raw_cos', '.3f')} | "
+            f"{mean_of(targets, 'fid_scorer256', '.0f')} | {'0' if params.empty else f'{int(params.max()):,}'} | "
+            f"{'-' if share.empty else f'{share.max():.1f}%'} | "
             f"{'-' if seconds.empty else f'{seconds.mean() / 60:.1f} min'} | {rows['notes'].iloc[0] or ''} |")
+    return "\n".join(lines)
+
+
+def cost_table(results_path: str | Path) -> str:
+    """Per training stage: measured cost on the machine that ran the study, FLOPs per sample of the same
+    stage on the full-size sd15 architectures, and the published budget extrapolated to GPU-hours and
+    dollars (separate columns; '-' where the method publishes no budget)."""
+    from .evaluate.cost import flops_at_published_scale
+
+    frame = _latest_runs(ResultsStore(results_path).read(), "method-")
+    if frame.empty:
+        return "(no cost rows yet: run `make study`)"
+    scale = flops_at_published_scale()
+    lines = ["| method/stage | trainable | share | measured s/step (batch) | measured GFLOPs/step | sd15 TFLOPs/sample | "
+             "published samples | published GPU-h | extrapolated GPU-h | extrapolated $ |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    measured = frame[frame["benchmark"] == "cost/measured"]
+    extrapolated = frame[frame["benchmark"] == "cost/extrapolated"]
+
+    def value(rows: pd.DataFrame, metric: str, fmt: str) -> str:
+        rows = rows[rows["metric"] == metric]["value"]
+        return "-" if rows.empty else format(rows.iloc[-1], fmt)
+
+    for name in _ordered(measured["method"].unique()):
+        rows = measured[measured["method"] == name]
+        for language in sorted(rows["language"].unique())[:1]:  # per-language runs cost the same; show one
+            for stage in dict.fromkeys(rows[rows["language"] == language]["stage"]):
+                mine = rows[(rows["stage"] == stage) & (rows["language"] == language)]
+                extra = extrapolated[(extrapolated["method"] == name) & (extrapolated["stage"] == stage)
+                                     & (extrapolated["language"] == language)]
+                flops = mine[mine["metric"] == "flops_per_step"]["value"]
+                sd15 = scale.get(f"{name}/{stage}")
+                lines.append(
+                    f"| {name}/{stage} | {value(mine, 'trainable_parameters', ',.0f')} | "
+                    f"{value(mine, 'trainable_share_pct', '.1f')}% | {value(mine, 'seconds_per_step', '.2f')} "
+                    f"({value(mine, 'batch_size', '.0f')}) | {'-' if flops.empty else f'{flops.iloc[-1] / 1e9:,.0f}'} | "
+                    f"{'-' if sd15 is None else f'{sd15 / 1e12:.2f}'} | {value(extra, 'published_samples', ',.0f')} | "
+                    f"{value(extra, 'published_gpu_hours', ',.0f')} | {value(extra, 'extrapolated_gpu_hours', ',.0f')} | "
+                    f"{value(extra, 'extrapolated_dollars', ',.0f')} |")
     return "\n".join(lines)

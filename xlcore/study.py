@@ -128,13 +128,24 @@ def backbone_quality(ctx: StudyContext) -> list[ResultRow]:
 
 @dataclass(frozen=True)
 class MethodRunConfig:
-    """Everything one method run depends on (its config hash keys the results)."""
+    """Everything one method's training depends on (its hash keys the training run)."""
 
     preset: str
     method: str
     language: str
     method_config: Any
-    study: StudyConfig
+    world: Any
+    seed: int
+    feature_cache: bool
+
+
+@dataclass(frozen=True)
+class EvaluationRunConfig:
+    """Everything one evaluation depends on: the trained system (by its training run id) and the protocol."""
+
+    system: str  # the training run id, or the English backbone's fingerprint
+    generation: Any
+    retrieval_captions_per_image: int
 
 
 def method_runs(config: StudyConfig, world: World) -> list[tuple[str, str | None]]:
@@ -151,60 +162,100 @@ def method_runs(config: StudyConfig, world: World) -> list[tuple[str, str | None
     return runs
 
 
-def train_and_check_methods(ctx: StudyContext) -> list[ResultRow]:
-    """Train every method (resumable, per-stage checkpoints) and check its transfer to the target languages.
+def _method_run(ctx: StudyContext, backbone, name: str, language: str | None):
+    """The method (untrained), its training run config, id and folder."""
+    from .config import apply_smoke
+    from .methods._base import build_method
+    from .registry import METHODS
+
+    config = ctx.config
+    method_config = METHODS.get(name).config_class()
+    method = build_method(name, backbone, apply_smoke(method_config) if config.smoke else method_config,
+                          language=language, languages=ctx.world.languages, seed=config.seed)
+    run = MethodRunConfig(config.preset, name, language or "all", method.config, config.world, config.seed,
+                          config.feature_cache)
+    run_id = f"method-{name}-{language or 'all'}-{backbone.fingerprint()[:8]}-{config_hash(run)}"
+    return method, run, run_id, config.run_root / name / (language or "all")
+
+
+def _toy_backbone(config: StudyConfig):
+    from .backbone.toy import load_toy_backbone
+
+    return load_toy_backbone(config.toy_backbone_dir) if config.toy_backbone_dir else load_toy_backbone()
+
+
+def train_methods(ctx: StudyContext) -> list[ResultRow]:
+    """Train every method (resumable, per-stage checkpoints) and record what its training cost.
 
     Rows go to the table one run at a time, so an interruption loses at most the run in progress, and
     its training resumes from its last checkpoint.
     """
-    from .backbone.toy import load_toy_backbone
     from .cache import FeatureCache
-    from .config import apply_smoke
-    from .experiment import train_method, transfer_check
-    from .methods._base import build_method
-    from .registry import METHODS
+    from .evaluate import RunInfo, cost_measurements, write_measurements
+    from .evaluate.common import Measurement
+    from .experiment import train_method
 
     config, world = ctx.config, ctx.world
     if config.preset != "toy":
         log.info("the method step trains on the built-in world (toy preset); skipping for %s", config.preset)
         return []
-    backbone = load_toy_backbone(config.toy_backbone_dir) if config.toy_backbone_dir else load_toy_backbone()
-    fingerprint = backbone.fingerprint()
+    backbone = _toy_backbone(config)
     cache = FeatureCache(config.run_root / "feature_cache") if config.feature_cache else None
-    for name, language in tqdm(method_runs(config, world), desc="methods", unit="run"):
-        method_config = METHODS.get(name).config_class()
-        method = build_method(name, backbone, apply_smoke(method_config) if config.smoke else method_config,
-                              language=language, languages=world.languages)
-        run = MethodRunConfig(config.preset, name, language or "all", method.config, config)
-        run_id = f"method-{name}-{language or 'all'}-{fingerprint}-{config_hash(run)}"
+    for name, language in tqdm(method_runs(config, world), desc="methods: train", unit="run"):
+        method, run, run_id, run_dir = _method_run(ctx, backbone, name, language)
         if run_id in ctx.results.run_ids():
             log.info("%s already recorded; skipping", run_id)
             continue
         ctx.results.save_config(run)
-        run_dir = config.run_root / name / (language or "all")
         costs = train_method(method, world, run_dir, cache=cache)
-        common = dict(run_id=run_id, config=run, seed=config.seed, method=name, notes=method.label)
-        rows: list[ResultRow] = []
-        for cost in costs:
-            metrics = {"trainable_parameters": cost.trainable_parameters, "train_steps": cost.steps,
-                       "train_seconds": cost.seconds}
-            if cost.steps:
-                metrics["seconds_per_step"] = cost.seconds / cost.steps
-            rows += ctx.results.make_rows(stage=cost.stage, language=language or "all", benchmark="cost",
-                                          metrics=metrics, protocol=f"feature cache {'on' if cost.feature_cache else 'off'}; "
-                                          "wall time summed over the sessions that trained it (checkpoint writes included)", **common)
-        languages = (language,) if language else world.target_languages
-        checks = transfer_check(method, world, languages, config.transfer_prompts, config.transfer_guidance,
-                                config.sampling_steps, config.seed)
-        for lang, parts in checks.items():
-            if "retrieval" in parts:
-                rows += ctx.results.make_rows(stage="final", language=lang, benchmark="polyglot-shapes/retrieval-test",
-                                              metrics=parts["retrieval"], protocol=RETRIEVAL_PROTOCOL, **common)
-            rows += ctx.results.make_rows(
-                stage="final", language=lang, benchmark="polyglot-shapes/generation-prompts", metrics=parts["generation"],
-                protocol=f"first {config.transfer_prompts} prompts, DDIM {config.sampling_steps} steps (trailing), "
-                         f"guidance {config.transfer_guidance:g} with the method's empty prompt, scorer-judged", **common)
-        ctx.results.append(rows)
+        measurements = [Measurement(
+            language or "all", "cost/training",
+            f"feature cache {'on' if cost.feature_cache else 'off'}; wall time summed over the sessions that trained "
+            "it (checkpoint writes included)",
+            {"trainable_parameters": cost.trainable_parameters, "train_steps": cost.steps, "train_seconds": cost.seconds},
+            stage=cost.stage) for cost in costs]
+        measurements += cost_measurements(method, world, steps=config.cost_timed_steps)
+        write_measurements(measurements, RunInfo(run_id, name, "final", run, config.seed, method.label), ctx.results)
+    return []
+
+
+def evaluate_methods(ctx: StudyContext) -> list[ResultRow]:
+    """Evaluate the English backbone and every trained method: world retrieval and generation, in English
+    and the study's target languages, under one protocol (`xlcore.evaluate`)."""
+    import dataclasses
+
+    from .evaluate import EnglishBackbone, RunInfo, evaluate_system, write_measurements
+    from .methods._base import load_method
+
+    config, world = ctx.config, ctx.world
+    if config.preset != "toy":
+        log.info("the evaluation step runs on the built-in world (toy preset); skipping for %s", config.preset)
+        return []
+    backbone = _toy_backbone(config)
+    generation = dataclasses.replace(config.evaluation, languages=("en",) + tuple(config.method_languages),
+                                     seed=config.seed)
+    cache_dir = config.run_root / "generation_cache"
+    systems = [(None, None)] + method_runs(config, world)
+    for name, language in tqdm(systems, desc="methods: evaluate", unit="system"):
+        if name is None:
+            system, trained_id, notes = EnglishBackbone(backbone), f"backbone-{backbone.fingerprint()}", ""
+            label, stage = "english-backbone", "pretrained"
+        else:
+            method, _, trained_id, run_dir = _method_run(ctx, backbone, name, language)
+            if not (run_dir / "method").exists():
+                log.warning("%s has not been trained (no %s); skipping its evaluation", trained_id, run_dir / "method")
+                continue
+            system, notes, label, stage = load_method(run_dir / "method", backbone), method.label, name, "final"
+        run = EvaluationRunConfig(trained_id, generation, config.retrieval_captions_per_image)
+        run_id = f"eval-{label}-{language or 'all'}-{config_hash(run)}"
+        if run_id in ctx.results.run_ids():
+            log.info("%s already recorded; skipping", run_id)
+            continue
+        ctx.results.save_config(run)
+        languages = dataclasses.replace(generation, languages=("en", language) if language else generation.languages)
+        measurements, _ = evaluate_system(system, world, languages, captions_per_image=config.retrieval_captions_per_image,
+                                          cache_dir=cache_dir)
+        write_measurements(measurements, RunInfo(run_id, label, stage, run, config.seed, notes), ctx.results)
     return []
 
 
@@ -218,7 +269,8 @@ STEPS: list[tuple[str, Callable[[StudyContext], list[ResultRow]]]] = [
     ("world statistics", world_statistics),
     ("world sample grid", world_figure),
     ("toy backbone quality", backbone_quality),
-    ("methods: train and check transfer", train_and_check_methods),
+    ("methods: train", train_methods),
+    ("methods: evaluate", evaluate_methods),
 ]
 
 

@@ -119,7 +119,7 @@ def _lr_factor(config: TrainConfig, step: int) -> float:
     raise XlcoreError(f"unknown schedule {config.schedule!r}; use cosine, constant or inverse_sqrt")
 
 
-def _make_optimizer(config: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+def make_optimizer(config: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]  # biases, norms, scalars: no weight decay
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -154,7 +154,7 @@ class Trainer:
         self.params = [p for m in self.modules.values() for p in m.parameters() if p.requires_grad]
         if not self.params:
             raise XlcoreError("the task has no trainable parameters")
-        self.optimizer = _make_optimizer(config, self.params)
+        self.optimizer = make_optimizer(config, self.params)
         self.ema = [p.detach().clone() for p in self.params] if config.ema_decay > 0 else None
         self.step = 0
         self.train_seconds = 0.0  # wall time spent training, summed over every session of the run

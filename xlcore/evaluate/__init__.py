@@ -1,1 +1,48 @@
-"""Evaluators: each takes embeddings, a method's encode or a pipeline, and returns tidy numbers."""
+"""Evaluation to exact protocols (DESIGN.md section 6). One entry point per evaluation, each returning
+`Measurement`s that `write_measurements` turns into results-table rows:
+
+- `evaluate_retrieval(system, sets)`: recall@1/5/10 both ways and mean recall, all-captions and
+  first-caption protocols, on the world's test split (`world_retrieval_set`) or a real benchmark
+  (`benchmark_retrieval_set` over `xlcore.data` loaders);
+- `evaluate_generation(system, world, config)`: compositional accuracy, world FID (and Inception FID
+  where available), CLIP score in three conventions, cross-lingual consistency, culture accuracy;
+- `cost_measurements(method, world)`: measured step time, FLOPs, memory, trainable share, and GPU-hours
+  and dollars extrapolated to the published budget.
+
+`evaluate_system` runs the first two for one system over a set of languages (what the study calls).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from ..config import GenerationEvalConfig
+from .common import EnglishBackbone, Measurement, RunInfo, write_measurements
+from .cost import cost_measurements
+from .generation import GenerationResult, evaluate_generation
+from .retrieval import RetrievalSet, benchmark_retrieval_set, evaluate_retrieval, world_retrieval_set
+
+__all__ = ["EnglishBackbone", "GenerationEvalConfig", "GenerationResult", "Measurement", "RetrievalSet", "RunInfo",
+           "benchmark_retrieval_set", "cost_measurements", "evaluate_generation", "evaluate_retrieval",
+           "evaluate_system", "world_retrieval_set", "write_measurements"]
+
+
+def evaluate_system(system, world, config: GenerationEvalConfig, *, captions_per_image: int = 2,
+                    cache_dir: str | Path | None = None, progress: bool = True) -> tuple[list[Measurement], GenerationResult]:
+    """World retrieval (if the system has a joint space) and generation in `config.languages` it reads."""
+    languages: Sequence[str] = [lang for lang in config.languages if _reads(system, lang)]
+    sets = [world_retrieval_set(world, lang, captions_per_image) for lang in languages]
+    measurements = evaluate_retrieval(system, sets, progress=progress)
+    generation = evaluate_generation(system, world, config, cache_dir=cache_dir, progress=progress)
+    return measurements + generation.measurements, generation
+
+
+def _reads(system, lang: str) -> bool:
+    from ..errors import UnknownLanguageError
+
+    try:
+        system.check_language(lang)
+        return True
+    except UnknownLanguageError:
+        return False

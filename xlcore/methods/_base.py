@@ -84,6 +84,7 @@ class Method:
         self.languages = tuple(languages) if languages else None  # None: any language the encoder reads
         self.trained_stages: list[str] = []
         self.seed = seed
+        self.replaced_backbone_parameters: set[int] = set()  # ids of backbone weights a trained copy stands in for
         with torch.random.fork_rng(devices=[]):  # the initial weights depend on `seed` only, not on what ran before
             torch.manual_seed(seed)
             self.build()
@@ -260,8 +261,26 @@ class Method:
     # Helpers for subclasses
 
     def trainable_copy(self, module: nn.Module) -> nn.Module:
-        """A copy of a backbone module that the method may train (the backbone's stays untouched)."""
+        """A copy of a backbone module that the method may train (the backbone's stays untouched).
+
+        The original's weights are recorded as replaced: the deployed system runs the copy instead, so
+        `system_parameter_count` counts the copy and not the original."""
+        self.replaced_backbone_parameters.update(id(p) for p in module.parameters())
         return copy.deepcopy(module).float()
+
+    def system_parameter_count(self) -> int:
+        """Parameters of the whole system the method deploys: every backbone module (both CLIP towers,
+        UNet, VAE, multilingual encoder; not the world's scorer, an evaluator) except those a trained copy
+        replaces, plus everything the method owns. The denominator of the trainable share."""
+        seen: set[int] = set(self.replaced_backbone_parameters)
+        total = 0
+        modules = [m for k, m in self.backbone.named_modules_dict().items() if k != "scorer"] + list(self.modules().values())
+        for module in modules:
+            for param in module.parameters():
+                if id(param) not in seen:
+                    seen.add(id(param))
+                    total += param.numel()
+        return total
 
     def drop_captions(self, ids: torch.Tensor, mask: torch.Tensor, p: float, return_dropped: bool = False):
         """Replace a share `p` of multilingual token sequences by the empty prompt's (for guidance)."""

@@ -1,0 +1,284 @@
+"""Cost of a method's training stages: measured on this machine, and extrapolated to its published budget.
+
+Measured (DESIGN.md section 6), per stage, on the hardware the evaluation runs on:
+- trainable parameters, and their share of the whole deployed system (`Method.system_parameter_count`);
+- seconds per optimizer step (median of timed steps after a warm-up step) and samples per second, with
+  the method's own optimizer and batch size, frozen features computed inside the step (no cache);
+- FLOPs per step from `torch.utils.flop_counter`, split into the frozen feature extractors' forward
+  (what a feature cache computes once per item) and the trainable part's forward and backward;
+- peak memory: `torch.cuda.max_memory_allocated` on a GPU; on a CPU the process's peak resident set
+  size, which includes everything loaded before (labelled as such).
+
+Extrapolated, kept apart from the measured figures: GPU-hours and dollars for the method's published
+training budget (`assets/published_budgets.json`, each with its source; most methods publish no step
+count, and then nothing is extrapolated). GPU-hours come from FLOPs per sample at the published scale
+divided by (peak FLOP/s x assumed model FLOPs utilisation) of the chosen GPU, or from the published
+GPU-hours where the method reports them; dollars from the editable price table
+(`assets/gpu_prices.json`, or the file named by XLCORE_PRICE_TABLE).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..errors import ConfigError, DataFormatError
+from ..methods._base import Method
+from ..provenance import hardware
+from ..train import make_optimizer, step_indices, to_device
+from .common import Measurement
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+BUDGETS_FILE = ASSETS / "published_budgets.json"
+PRICES_FILE = ASSETS / "gpu_prices.json"
+# FLOPs per sample of every stage on the full-size sd15 architectures, measured by benchmarks/sd15_cost.py.
+SCALE_FLOPS_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "sd15_cost.csv"
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise DataFormatError(path, "file not found") from None
+    except json.JSONDecodeError as err:
+        raise DataFormatError(path, f"not valid JSON ({err.msg})", line=err.lineno) from None
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    """Dollars per GPU-hour and peak FLOP/s per GPU, and the assumed utilisation (editable JSON)."""
+
+    gpus: dict[str, dict[str, Any]]
+    default_gpu: str
+    mfu: float
+    source: str
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "PriceTable":
+        path = Path(path or os.environ.get("XLCORE_PRICE_TABLE") or PRICES_FILE)
+        data = _read_json(path)
+        try:
+            table = cls(dict(data["gpus"]), str(data["default_gpu"]), float(data["mfu"]), str(path))
+            for name, entry in table.gpus.items():
+                float(entry["dollars_per_hour"]), float(entry["peak_tflops"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataFormatError(path, f"needs gpus.<name>.dollars_per_hour and .peak_tflops, default_gpu and mfu ({err})") from None
+        if table.default_gpu not in table.gpus or not 0 < table.mfu <= 1:
+            raise DataFormatError(path, "default_gpu must be one of gpus and mfu in (0, 1]")
+        return table
+
+    def gpu(self, name: str | None = None) -> tuple[str, dict[str, Any]]:
+        name = name or self.default_gpu
+        if name not in self.gpus:
+            raise ConfigError(f"GPU {name!r} is not in the price table {self.source}; it has {', '.join(self.gpus)}")
+        return name, self.gpus[name]
+
+
+def published_budgets(path: str | Path = BUDGETS_FILE) -> dict[str, dict[str, Any]]:
+    """'<method>/<stage>' -> the published training budget with its source (samples may be null).
+
+    An entry {"same_as": "<key>"} shares another's budget (AltDiffusion's first two stages are AltCLIP's)."""
+    table = _read_json(Path(path))
+    return {key: table[entry["same_as"]] if "same_as" in entry else entry for key, entry in table.items()}
+
+
+def flops_at_published_scale(path: str | Path = SCALE_FLOPS_FILE) -> dict[str, float]:
+    """'<method>/<stage>' -> FLOPs per training sample on the sd15 architectures (empty if not measured)."""
+    from ..results import ResultsStore
+
+    if not Path(path).exists():
+        return {}
+    frame = ResultsStore(path).read()
+    frame = frame[frame["benchmark"] == "cost/measured"]
+    pivot = frame.pivot_table(index=["method", "stage"], columns="metric", values="value", aggfunc="last")
+    return {f"{m}/{s}": row["flops_per_step"] / row["batch_size"] for (m, s), row in pivot.iterrows()}
+
+
+@dataclass(frozen=True)
+class StageCostMeasurement:
+    """What one training stage costs on this machine (see the module docstring)."""
+
+    method: str
+    stage: str
+    trainable_parameters: int
+    system_parameters: int
+    batch_size: int
+    seconds_per_step: float
+    feature_flops_per_step: int
+    train_flops_per_step: int
+    peak_memory_mb: float
+    memory_kind: str
+    hardware: str
+
+    @property
+    def flops_per_sample(self) -> float:
+        return (self.feature_flops_per_step + self.train_flops_per_step) / self.batch_size
+
+    @property
+    def trainable_share(self) -> float:
+        return 100.0 * self.trainable_parameters / self.system_parameters
+
+    def as_metrics(self) -> dict[str, float]:
+        timed = {} if math.isnan(self.seconds_per_step) else {
+            "seconds_per_step": self.seconds_per_step, "samples_per_s": self.batch_size / self.seconds_per_step}
+        return timed | {
+            "trainable_parameters": self.trainable_parameters,
+            "system_parameters": self.system_parameters,
+            "trainable_share_pct": self.trainable_share,
+            "batch_size": self.batch_size,
+            "feature_flops_per_step": self.feature_flops_per_step,
+            "train_flops_per_step": self.train_flops_per_step,
+            "flops_per_step": self.feature_flops_per_step + self.train_flops_per_step,
+            "peak_memory_mb": self.peak_memory_mb,
+        }
+
+
+def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "torch.cuda.max_memory_allocated during the timed steps"
+    # ru_maxrss is in KiB on Linux: the whole process's high-water mark, not this stage's alone.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process peak RSS (includes everything loaded before)"
+
+
+def measure_stage_cost(method: Method, stage: str, world, *, steps: int = 3, batch_size: int | None = None,
+                       seed: int = 0) -> StageCostMeasurement:
+    """Run a warm-up step of `stage`, count the FLOPs of the next, then time `steps` more optimizer steps.
+
+    `steps=0` counts FLOPs only, without an optimizer (its state can be larger than the model: the way to
+    count the full-size sd15 architectures on a machine without the memory to train them). The stage
+    trains for real on the method's trainable weights, which are restored afterwards, so measuring
+    leaves the method exactly as it was.
+    """
+    if steps < 0:
+        raise ConfigError("measure_stage_cost needs steps >= 0")
+    config = method.train_config(stage)
+    batch_size = batch_size or config.batch_size
+    task = method.task(stage, world)  # uncached: the frozen features are part of the measured step
+    params = list(method.trainable_parameters(stage).values())
+    saved = [p.detach().clone() for p in params]
+    device = method.backbone.device
+    optimizer = make_optimizer(config, params) if steps else None
+    use_bf16 = config.mixed_precision == "bf16" and device.type == "cuda"
+    for module in task.trainable_modules().values():
+        module.train()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    def run_step(step: int, flops: list[int] | None = None) -> None:
+        batch = task.batch(step_indices(step, batch_size, task.dataset_size(), seed))
+        counting = flops is not None
+        with FlopCounterMode(display=False) if counting else contextlib.nullcontext() as counter:
+            features = to_device(task.features.features(batch), device)
+        if counting:
+            flops.append(counter.get_total_flops())
+        with FlopCounterMode(display=False) if counting else contextlib.nullcontext() as counter, \
+                torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            loss = method.loss(features, stage)["loss"]
+            if optimizer is not None:
+                optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        if counting:
+            flops.append(counter.get_total_flops())
+        if optimizer is not None:
+            optimizer.step()
+        for param in params:
+            param.grad = None
+
+    times = []
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            flops: list[int] = []
+            run_step(0)  # warm-up: one-off work (lazily cached empty-prompt states, allocator growth) happens here
+            run_step(1, flops)  # the FLOP count (counting slows a step, so this one is not timed)
+            for step in range(2, steps + 2):
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                start = time.perf_counter()
+                run_step(step)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                times.append(time.perf_counter() - start)
+    finally:
+        with torch.no_grad():
+            for param, value in zip(params, saved):
+                param.copy_(value)
+        method.freeze()
+    peak, memory_kind = _peak_memory_mb(device)
+    return StageCostMeasurement(
+        method=method.name, stage=stage, trainable_parameters=sum(p.numel() for p in params),
+        system_parameters=method.system_parameter_count(), batch_size=batch_size,
+        seconds_per_step=sorted(times)[len(times) // 2] if times else float("nan"), feature_flops_per_step=flops[0],
+        train_flops_per_step=flops[1], peak_memory_mb=peak, memory_kind=memory_kind, hardware=hardware())
+
+
+def extrapolate(budget: dict[str, Any] | None, *, flops_per_sample: float | None, prices: PriceTable,
+                gpu: str | None = None) -> tuple[dict[str, float], str]:
+    """GPU-hours and dollars for a published budget, and the protocol text saying how they were derived.
+
+    `flops_per_sample` must be measured at the published scale (the sd15 preset) for the FLOPs route
+    to mean anything; the toy preset passes None and then only published GPU-hours are priced."""
+    if not budget:
+        return {}, "no published budget on record"
+    gpu_name, gpu_info = prices.gpu(gpu)
+    dollars = float(gpu_info["dollars_per_hour"])
+    metrics: dict[str, float] = {}
+    how = []
+    if budget.get("samples"):
+        metrics["published_samples"] = float(budget["samples"])
+        if flops_per_sample:
+            seconds = budget["samples"] * flops_per_sample / (float(gpu_info["peak_tflops"]) * 1e12 * prices.mfu)
+            metrics["extrapolated_gpu_hours"] = seconds / 3600
+            metrics["extrapolated_dollars"] = metrics["extrapolated_gpu_hours"] * dollars
+            how.append(f"published samples x measured FLOPs/sample / ({gpu_name} {gpu_info['peak_tflops']} TFLOP/s x MFU {prices.mfu:g})")
+    if budget.get("reported_gpu_hours"):
+        metrics["published_gpu_hours"] = float(budget["reported_gpu_hours"])
+        metrics["published_gpu_hours_dollars"] = float(budget["reported_gpu_hours"]) * dollars
+        how.append("published GPU-hours priced as " + gpu_name)
+    how.append(f"${dollars:g}/GPU-hour from {Path(prices.source).name}; budget source: {budget.get('source', '?')}")
+    return metrics, "; ".join(how)
+
+
+def cost_measurements(method: Method, world, *, steps: int = 3, batch_size: int | None = None,
+                      prices: PriceTable | None = None, budgets: dict[str, dict] | None = None,
+                      scale_flops: dict[str, float] | None = None, gpu: str | None = None) -> list[Measurement]:
+    """Measured and extrapolated cost of every stage of `method`, as results-table measurements.
+
+    Extrapolation needs FLOPs per sample of the architecture the published budget was spent on: measured
+    here when the backbone is not the toy one, else looked up in `scale_flops` (default: the sd15 table
+    that benchmarks/sd15_cost.py writes)."""
+    prices = prices or PriceTable.load()
+    budgets = published_budgets() if budgets is None else budgets
+    at_scale = method.backbone.preset != "toy"
+    scale_flops = (flops_at_published_scale() if scale_flops is None else scale_flops) if not at_scale else {}
+    language = method.language or "all"
+    out = []
+    for stage in method.stages:
+        measured = measure_stage_cost(method, stage, world, steps=steps, batch_size=batch_size)
+        timing = f"median of {steps} timed steps after a warm-up and a FLOP-counted step" if steps else "not timed (FLOPs only)"
+        out.append(Measurement(language, "cost/measured",
+                               f"{method.backbone.preset} backbone on {measured.hardware}; batch {measured.batch_size}; "
+                               f"{timing}, frozen features computed in the step; "
+                               f"FLOPs by torch.utils.flop_counter; memory: {measured.memory_kind}",
+                               measured.as_metrics(), stage=stage))
+        key = f"{method.name}/{stage}"
+        flops = measured.flops_per_sample if at_scale else scale_flops.get(key)
+        extrapolated, how = extrapolate(budgets.get(key), flops_per_sample=flops, prices=prices, gpu=gpu)
+        if flops and not at_scale and "extrapolated_gpu_hours" in extrapolated:
+            how = f"FLOPs/sample of the sd15 architectures from {SCALE_FLOPS_FILE.name}; " + how
+        if extrapolated:
+            out.append(Measurement(language, "cost/extrapolated", how, extrapolated, stage=stage))
+    return out

@@ -1,0 +1,180 @@
+"""Generation quality of a system (a method, or the English backbone) on the world's parallel prompts.
+
+One entry point, `evaluate_generation`, draws images for the same prompts in every language with the
+same seeds (image i of every language starts from the same noise: seed = 100,003 * config.seed + prompt
+index), then measures per language:
+
+- compositional accuracy (toy world): the attribute scorer judges each image against the scene its
+  prompt asked for, per attribute (shape, colour, size, position, relation) and GenEval style (`all`:
+  the image counts only if everything asked is right) (`evaluate.compositional`);
+- world FID: Frechet distance of the scorer's 256-d features against clean renders of the same prompts
+  (`fid_scorer256`; a world metric), and Inception FID (`fid_inception2048`) where its weights exist;
+- CLIP score against the English caption of each prompt under three conventions (`evaluate.clip_score`);
+- cross-lingual consistency (CoCo-CroLa style): cosine similarity between the CLIP image embeddings of
+  the system's image for prompt i in language X and the untouched English pipeline's image for the
+  English prompt i with the same seed;
+- culture-concept accuracy (toy world, non-English): the scorer judges images drawn from prompts that
+  name the language's own concept, which the English backbone never saw.
+
+Every protocol choice (sampler, steps, guidance, negative prompt, seeds, feature extractor, CLIP model
+and convention, caption language, reference set) is written into the measurement's protocol text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from ..backbone import quality
+from ..config import GenerationEvalConfig, config_hash
+from ..errors import ConfigError, MissingWeightsError
+from ..world import World, image_to_tensor
+from .clip_score import ClipScorer, ToyClipScorer
+from .common import EnglishBackbone, Measurement
+from .compositional import judge, summarise
+from .fid import CleanInception, ScorerFeatures, frechet_distance
+
+log = logging.getLogger(__name__)
+
+SEED_STRIDE = 100_003  # prompt i of evaluation seed s starts from noise seeded s * SEED_STRIDE + i
+
+
+@dataclass
+class GenerationResult:
+    """The measurements, and the images per language (for figures and the demo)."""
+
+    measurements: list[Measurement]
+    images: dict[str, torch.Tensor] = field(default_factory=dict)
+    culture_images: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def seeds_for(prompts: Sequence, seed: int) -> list[int]:
+    return [seed * SEED_STRIDE + p.index for p in prompts]
+
+
+def _sampling_protocol(config: GenerationEvalConfig) -> str:
+    return (f"DDIM {config.steps} steps (trailing), {config.precision}, guidance {config.guidance_scale:g} with the "
+            f"system's own empty prompt, seeds {config.seed}*{SEED_STRIDE}+prompt index, same in every language")
+
+
+def draw(system, texts: Sequence[str], lang: str, seeds: Sequence[int], config: GenerationEvalConfig) -> torch.Tensor:
+    """Images in [0, 1] for `texts` in `lang` through `system`'s encoder and UNet."""
+    if config.precision not in ("bf16", "fp32"):
+        raise ConfigError(f"precision must be 'bf16' or 'fp32', got {config.precision!r}")
+    device = system.backbone.device
+    out = []
+    for start in range(0, len(texts), config.batch_size):
+        chunk = list(texts[start:start + config.batch_size])
+        states = system.encode(chunk, lang).token_states
+        negative = system.negative_prompt_embeds(1, lang)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+            images = quality.generate(system.backbone, states, seeds[start:start + len(chunk)], config.guidance_scale,
+                                      config.steps, batch_size=config.batch_size, unet=system.unet, negative=negative)
+        out.append(images.float())
+    return torch.cat(out)
+
+
+def english_reference(backbone, world: World, config: GenerationEvalConfig, cache_dir: str | Path | None = None
+                      ) -> torch.Tensor:
+    """The untouched English pipeline's images of the first n prompts (consistency's reference), kept in
+    `cache_dir` keyed by everything they depend on, so every method of a study shares one drawing."""
+    prompts = world.generation_prompts()[:config.n_prompts]
+    key = {"backbone": backbone.fingerprint(), "world": world.config, "n": len(prompts), "seed": config.seed,
+           "steps": config.steps, "guidance": config.guidance_scale, "precision": config.precision}
+    path = Path(cache_dir) / f"english_reference-{config_hash(key)}.pt" if cache_dir else None
+    if path is not None and path.exists():
+        try:
+            return torch.load(path, weights_only=True)
+        except Exception as err:  # a torn or corrupt file is redrawn, not trusted
+            log.warning("redrawing the English reference: %s is unreadable (%s)", path, err)
+    images = draw(EnglishBackbone(backbone), [p.captions["en"] for p in prompts], "en", seeds_for(prompts, config.seed),
+                  config)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save((images * 255).round().to(torch.uint8).float().div(255), tmp)
+        tmp.replace(path)
+        images = torch.load(path, weights_only=True)  # the cached copy is 8-bit: use the same numbers every time
+    return images
+
+
+def evaluate_generation(system, world: World, config: GenerationEvalConfig | None = None, *,
+                        clip_scorer: ClipScorer | None = None, reference: torch.Tensor | None = None,
+                        cache_dir: str | Path | None = None, progress: bool = True) -> GenerationResult:
+    """Draw and measure (see the module docstring); `reference` (or `cache_dir`) supplies the English
+    pipeline's images for consistency, which are drawn when neither is given."""
+    config = config or GenerationEvalConfig()
+    backbone = system.backbone
+    prompts = world.generation_prompts()[:config.n_prompts]
+    seeds = seeds_for(prompts, config.seed)
+    scenes = [p.scene for p in prompts]
+    english_captions = [p.captions["en"] for p in prompts]
+    clip_scorer = clip_scorer or ToyClipScorer(backbone)
+    scorer = backbone.scorer
+    real = torch.stack([image_to_tensor(world.render(p)) for p in prompts])
+    reference_digest = hashlib.sha256(real.numpy().tobytes()).hexdigest()[:12]
+    inception = None
+    if config.inception_fid and backbone.preset != "toy":
+        try:
+            inception = CleanInception()
+        except MissingWeightsError as err:
+            log.warning("no Inception FID: %s", err)
+    if config.consistency and reference is None:
+        reference = english_reference(backbone, world, config, cache_dir)
+    from . import _reads
+
+    languages = [lang for lang in config.languages if _reads(system, lang)]
+    skipped = sorted(set(config.languages) - set(languages))
+    if skipped:
+        log.info("%s does not read %s; skipped", getattr(system, "name", system), ", ".join(skipped))
+    sampling = _sampling_protocol(config)
+    result = GenerationResult([])
+    bench = "polyglot-shapes/generation-prompts"
+    for lang in tqdm(languages, desc=f"generation ({getattr(system, 'name', 'system')})", unit="lang", disable=not progress):
+        images = draw(system, [p.captions[lang] for p in prompts], lang, seeds, config)
+        result.images[lang] = images
+        n = f"{len(prompts)} prompts"
+        if scorer is not None:
+            summary = summarise(judge(scorer.predict(images), scenes))
+            result.measurements.append(Measurement(
+                lang, bench, f"{n}; {sampling}; world attribute scorer, GenEval style ('all': every asked attribute right)",
+                {f"compositional_{k}": v for k, v in summary.items()}))
+            result.measurements.append(Measurement(
+                lang, bench, f"{n}; {sampling}; Frechet distance of the world scorer's 256-d penultimate features (resize: "
+                f"area to 32 px) against clean renders of the same prompts (sha256 {reference_digest}; list in "
+                f"assets/fid_reference_toy.csv); torchmetrics; a world metric, not comparable with published FID",
+                {"fid_scorer256": frechet_distance(ScorerFeatures(scorer), real, images)}))
+        if inception is not None:
+            result.measurements.append(Measurement(
+                lang, bench, f"{n}; {sampling}; Inception-v3 (torch-fidelity weights) pool 2048, clean-fid 'clean' resize "
+                f"to 299, against world renders of the same prompts; torchmetrics",
+                {"fid_inception2048": frechet_distance(inception, real, images, batch_size=32)}))
+        scores = clip_scorer.scores(images, english_captions)
+        result.measurements.append(Measurement(
+            lang, bench, f"{n}; {sampling}; CLIP {clip_scorer.name} against the English caption of each prompt; "
+            "raw_cos = mean cosine (AltDiffusion's convention), torchmetrics = max(100*mean cos, 0) computed by "
+            "torchmetrics' CLIPScore, heim = 100*mean cos", {f"clip_score_{k}": v for k, v in scores.items()}))
+        if reference is not None:
+            cos = clip_scorer.image_cosines(images, reference[:len(images)])
+            result.measurements.append(Measurement(
+                lang, bench, f"{n}; {sampling}; cosine of {clip_scorer.name} image embeddings between this image and the "
+                "untouched English pipeline's image for the English prompt with the same seed (CoCo-CroLa style)",
+                {"consistency_clip_cos": float(cos.mean())}))
+        if lang != "en" and scorer is not None and config.n_culture_prompts and lang in world.target_languages:
+            culture = world.culture_prompts(lang)[:config.n_culture_prompts]
+            if culture:
+                images = draw(system, [p.captions[lang] for p in culture], lang, seeds_for(culture, config.seed), config)
+                result.culture_images[lang] = images
+                summary = summarise(judge(scorer.predict(images), [p.scene for p in culture]))
+                result.measurements.append(Measurement(
+                    lang, "polyglot-shapes/culture-prompts",
+                    f"{len(culture)} prompts naming {lang}'s own concept (never in English data); {sampling}; world "
+                    "attribute scorer: 'shape' = the concept drawn, 'all' = every asked attribute right",
+                    {f"culture_{k}": v for k, v in summary.items()}))
+    return result
