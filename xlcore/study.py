@@ -8,6 +8,7 @@ rows. Later parts of the study (backbone quality, methods, evaluation, analysis)
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,7 +213,8 @@ def train_methods(ctx: StudyContext) -> list[ResultRow]:
             language or "all", "cost/training",
             f"feature cache {'on' if cost.feature_cache else 'off'}; wall time summed over the sessions that trained "
             "it (checkpoint writes included)",
-            {"trainable_parameters": cost.trainable_parameters, "train_steps": cost.steps, "train_seconds": cost.seconds},
+            {"trainable_parameters": cost.trainable_parameters, "train_steps": cost.steps}
+            | ({} if math.isnan(cost.seconds) else {"train_seconds": cost.seconds}),  # NaN: an old checkpoint
             stage=cost.stage) for cost in costs]
         measurements += cost_measurements(method, world, steps=config.cost_timed_steps)
         write_measurements(measurements, RunInfo(run_id, name, "final", run, config.seed, method.label), ctx.results)

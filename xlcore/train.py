@@ -221,7 +221,8 @@ class Trainer:
             log.warning("%s has no random state; reseeding from the step", directory)
             torch.manual_seed(self.config.seed * 1_000_003 + int(state["step"]))
         self.step = int(state["step"])
-        self.train_seconds = float(state.get("train_seconds", 0.0))
+        # Checkpoints written before training time was recorded do not know it: NaN (unknown), never 0.
+        self.train_seconds = float(state.get("train_seconds", math.nan))
         log.info("resumed from %s at step %d", directory, self.step)
         return True
 
