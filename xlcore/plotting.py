@@ -34,7 +34,9 @@ def save_figure(fig: "plt.Figure", path: str | Path) -> list[Path]:
         target = path.with_suffix(suffix)
         # Fixed metadata keeps regenerated figures byte-stable where the backend allows it.
         metadata = {"Date": None} if suffix == ".svg" else {"Software": None}
-        fig.savefig(target, dpi=150, bbox_inches="tight", metadata=metadata)
+        # SVG element ids are random unless salted; a fixed salt makes an unchanged figure an unchanged file.
+        with matplotlib.rc_context({"svg.hashsalt": path.name}):
+            fig.savefig(target, dpi=150, bbox_inches="tight", metadata=metadata)
         written.append(target)
     plt.close(fig)
     return written
