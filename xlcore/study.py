@@ -240,19 +240,22 @@ def evaluate_methods(ctx: StudyContext) -> list[ResultRow]:
     systems = [(None, None)] + method_runs(config, world)
     for name, language in tqdm(systems, desc="methods: evaluate", unit="system"):
         if name is None:
-            system, trained_id, notes = EnglishBackbone(backbone), f"backbone-{backbone.fingerprint()}", ""
-            label, stage = "english-backbone", "pretrained"
+            trained_id, label = f"backbone-{backbone.fingerprint()}", "english-backbone"
         else:
             method, _, trained_id, run_dir = _method_run(ctx, backbone, name, language)
-            if not (run_dir / "method").exists():
-                log.warning("%s has not been trained (no %s); skipping its evaluation", trained_id, run_dir / "method")
-                continue
-            system, notes, label, stage = load_method(run_dir / "method", backbone), method.label, name, "final"
+            label = name
         run = EvaluationRunConfig(trained_id, generation, config.retrieval_captions_per_image)
         run_id = f"eval-{label}-{language or 'all'}-{config_hash(run)}"
         if run_id in ctx.results.run_ids():
             log.info("%s already recorded; skipping", run_id)
             continue
+        if name is None:
+            system, notes, stage = EnglishBackbone(backbone), "", "pretrained"
+        elif not (run_dir / "method").exists():
+            log.warning("%s has not been trained (no %s); skipping its evaluation", trained_id, run_dir / "method")
+            continue
+        else:
+            system, notes, stage = load_method(run_dir / "method", backbone), method.label, "final"
         ctx.results.save_config(run)
         languages = dataclasses.replace(generation, languages=("en", language) if language else generation.languages)
         measurements, _ = evaluate_system(system, world, languages, captions_per_image=config.retrieval_captions_per_image,
