@@ -55,12 +55,15 @@ def test_clip_score_conventions_reproduce_hand_computed_values():
     assert scores["torchmetrics"] == pytest.approx(100 * expected, abs=1e-4)  # computed by torchmetrics itself
 
 
-def test_torchmetrics_convention_clips_at_zero_while_the_others_do_not():
+def test_torchmetrics_convention_clips_the_mean_at_zero_while_the_others_do_not():
     images = torch.stack([solid(1, 1, 0), solid(1, 1, 0)])
     scores = TinyScorer().scores(images, ["anti", "anti"])
     assert scores["raw_cos"] == pytest.approx(-1.0, abs=1e-6)
     assert scores["heim"] == pytest.approx(-100.0, abs=1e-4)
     assert scores["torchmetrics"] == 0.0
+    # cosines (1, -1, -1): torchmetrics clips the mean (-33.3 -> 0), not each sample (which would give 33.3)
+    images = torch.stack([solid(1, 1, 0)] * 3)
+    assert TinyScorer().scores(images, ["yellow", "anti", "anti"])["torchmetrics"] == 0.0
 
 
 def test_consistency_is_the_cosine_between_paired_image_embeddings():
@@ -84,7 +87,10 @@ def test_fid_of_a_set_with_itself_is_zero_and_grows_monotonically_with_noise(toy
     items = full_world.generation_prompts()[:160]
     real = torch.stack([image_to_tensor(full_world.render(p)) for p in items])
     feature = ScorerFeatures(toy_backbone.scorer)
-    assert frechet_distance(feature, real, real) == pytest.approx(0.0, abs=1e-2 * frechet_distance(feature, real, real.flip(0)) + 1e-3)
+    assert frechet_distance(feature, real, real) == pytest.approx(0.0, abs=1e-3)
+    # 8-bit input means the same images: the same distance as float input (scaled, not just cast)
+    as_uint8 = (real * 255).round().to(torch.uint8)
+    assert frechet_distance(feature, as_uint8, real) == pytest.approx(0.0, abs=1e-3)
     generator = torch.Generator().manual_seed(0)
     noise = torch.randn(real.shape, generator=generator)
     distances = [frechet_distance(feature, real, (real + std * noise).clamp(0, 1)) for std in (0.05, 0.1, 0.2, 0.4)]
@@ -158,6 +164,27 @@ def test_benchmark_sets_load_images_with_clip_preprocessing_and_score_both_proto
     # text->image: 3 of 5 queries right at rank 1; the two misleading ones tie with their true image
     # (pessimistic ties rank them behind it)
     assert measured[ALL_CAPTIONS]["t2i_r@1"] == pytest.approx(60.0)
+    # image->text, any caption a hit: red's best caption ties with image 2's 'dark red', blue's with image
+    # 0's 'something blue' (ties count against the query), green's is alone: 1 of 3 at rank 1
+    assert measured[ALL_CAPTIONS]["i2t_r@1"] == pytest.approx(100 / 3) and measured[ALL_CAPTIONS]["i2t_r@5"] == 100.0
+
+
+def test_a_one_caption_set_keeps_its_own_protocol_name_and_galleries_do_not_collide(tmp_path):
+    names = write_images(tmp_path / "images", [(1, 0, 0), (0, 1, 0)])
+    first = RetrievalBenchmark("xm3600/test", "en", tuple(names), (("a red",), ("a green",)), tmp_path / "images",
+                               FIRST_CAPTION, "t")
+    other = RetrievalBenchmark("xm3600/test", "de", tuple(reversed(names)), (("grün",), ("rot",)), tmp_path / "images",
+                               ALL_CAPTIONS, "t")
+    sets = [benchmark_retrieval_set(first, 8), benchmark_retrieval_set(other, 8)]
+    assert sets[0].gallery != sets[1].gallery  # same folder, different image list: separate embeddings
+    measured = evaluate_retrieval(ColourSystem(), sets, progress=False)
+    assert [m.protocol.split(" ")[0] for m in measured] == [FIRST_CAPTION, ALL_CAPTIONS]
+    assert all(m.metrics["mean_recall"] == 100.0 for m in measured)
+
+
+def test_non_finite_embeddings_are_an_error_not_perfect_recall():
+    with pytest.raises(ValueError, match="NaN"):
+        retrieval_scores(torch.full((3, 2), float("nan")), torch.eye(3)[:, :2], [0, 1, 2])
 
 
 def test_a_corrupt_image_file_is_a_clear_error(tmp_path):

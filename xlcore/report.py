@@ -70,7 +70,7 @@ def methods_table(results_path: str | Path) -> str:
 
     def mean_of(rows: pd.DataFrame, metric: str, fmt: str = ".1f", protocol: str | None = None) -> str:
         rows = rows[rows["metric"] == metric]
-        if protocol:
+        if protocol and rows["protocol"].str.startswith(protocol).any():  # else the one protocol there is
             rows = rows[rows["protocol"].str.startswith(protocol)]
         return "-" if rows.empty else format(rows["value"].mean(), fmt)
 

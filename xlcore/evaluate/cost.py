@@ -92,7 +92,17 @@ def published_budgets(path: str | Path = BUDGETS_FILE) -> dict[str, dict[str, An
 
     An entry {"same_as": "<key>"} shares another's budget (AltDiffusion's first two stages are AltCLIP's)."""
     table = _read_json(Path(path))
-    return {key: table[entry["same_as"]] if "same_as" in entry else entry for key, entry in table.items()}
+    resolved = {}
+    for key, entry in table.items():
+        seen = [key]
+        while "same_as" in entry:
+            target = entry["same_as"]
+            if target not in table or target in seen:
+                raise DataFormatError(path, f"{key}: same_as {target!r} is {'a cycle' if target in seen else 'not an entry'}")
+            seen.append(target)
+            entry = table[target]
+        resolved[key] = entry
+    return resolved
 
 
 def flops_at_published_scale(path: str | Path = SCALE_FLOPS_FILE) -> dict[str, float]:

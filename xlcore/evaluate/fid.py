@@ -46,15 +46,19 @@ class ScorerFeatures(nn.Module):
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         images = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
-        return self.scorer.features(images.to(next(self.scorer.parameters()).device)).double()
+        # torchmetrics keeps its running sums on the CPU: return the features there, whatever the scorer's device.
+        return self.scorer.features(images.to(next(self.scorer.parameters()).device)).double().cpu()
 
 
 def frechet_distance(feature: nn.Module, real: torch.Tensor, fake: torch.Tensor, batch_size: int = 256) -> float:
-    """Frechet distance between the feature distributions of `real` and `fake` images in [0, 1]."""
+    """Frechet distance between the feature distributions of `real` and `fake` images (float in [0, 1] or uint8)."""
     metric = FrechetInceptionDistance(feature=feature, normalize=True, reset_real_features=True)
     for images, is_real in ((real, True), (fake, False)):
         for start in range(0, len(images), batch_size):
-            metric.update(images[start:start + batch_size].float(), real=is_real)
+            batch = images[start:start + batch_size]
+            # normalize=True means float in [0, 1]: 8-bit images must be scaled, not just cast.
+            batch = batch.float() / 255.0 if batch.dtype == torch.uint8 else batch.float()
+            metric.update(batch.cpu(), real=is_real)
     return float(metric.compute())
 
 
@@ -101,7 +105,7 @@ class CleanInception(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         images = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
         resized = clean_resize(images)
-        return self.inception((resized * 255).round().to(torch.uint8)).double()
+        return self.inception((resized * 255).round().to(torch.uint8)).double().cpu()
 
 
 def pixel_hash(image: np.ndarray) -> str:

@@ -161,6 +161,8 @@ def evaluate_generation(system, world: World, config: GenerationEvalConfig | Non
             "raw_cos = mean cosine (AltDiffusion's convention), torchmetrics = max(100*mean cos, 0) computed by "
             "torchmetrics' CLIPScore, heim = 100*mean cos", {f"clip_score_{k}": v for k, v in scores.items()}))
         if reference is not None:
+            if len(reference) < len(images):
+                raise ValueError(f"the English reference has {len(reference)} images for {len(images)} prompts")
             cos = clip_scorer.image_cosines(images, reference[:len(images)])
             result.measurements.append(Measurement(
                 lang, bench, f"{n}; {sampling}; cosine of {clip_scorer.name} image embeddings between this image and the "

@@ -15,6 +15,7 @@ in memory on a laptop: memory is O(chunk x gallery), never O(texts x images) at 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -67,6 +68,9 @@ def retrieval_scores(
     `text_to_image[t]` is the index of caption t's image; an image may have any number of captions
     (every image needs at least one).
     """
+    if not (torch.isfinite(image_embeds).all() and torch.isfinite(text_embeds).all()):
+        # NaN compares false with everything, which would count every query as a hit.
+        raise ValueError("embeddings contain NaN or inf; recall is undefined (did training diverge?)")
     images, texts = _normalise(image_embeds), _normalise(text_embeds)
     owner = torch.as_tensor(text_to_image, dtype=torch.long)
     if owner.shape != (len(texts),):
@@ -154,8 +158,9 @@ def benchmark_retrieval_set(benchmark: RetrievalBenchmark, image_size: int) -> R
     def load(indices: Sequence[int]) -> torch.Tensor:
         return torch.stack([clip_preprocess(paths[i], image_size) for i in indices])
 
-    return RetrievalSet(name=benchmark.name.split("/")[0], language=benchmark.language, protocol=benchmark.protocol,
-                        captions=benchmark.captions, gallery=f"{benchmark.name.split('/')[0]}:{benchmark.image_dir}",
+    images_digest = hashlib.sha256("\n".join(benchmark.image_ids).encode()).hexdigest()[:12]
+    return RetrievalSet(name=benchmark.name, language=benchmark.language, protocol=benchmark.protocol,
+                        captions=benchmark.captions, gallery=f"{benchmark.image_dir}:{images_digest}",
                         load_images=load, preprocessing=f"PIL bicubic shorter side {image_size}, centre crop")
 
 
@@ -206,7 +211,8 @@ def evaluate_retrieval(system, sets: Sequence[RetrievalSet], *, protocols: Seque
             image_cache[rset.gallery] = torch.cat(embeds)
         images = image_cache[rset.gallery]
         several = any(len(group) > 1 for group in rset.captions)
-        for protocol in (protocols if several else (ALL_CAPTIONS,)):
+        # One caption per image: both protocols coincide; report under the set's own protocol name.
+        for protocol in (protocols if several else (rset.protocol,)):
             if protocol == ALL_CAPTIONS:
                 keep = torch.ones(len(texts), dtype=torch.bool)
             elif protocol == FIRST_CAPTION:
