@@ -13,12 +13,13 @@ export HF_DATASETS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup study test help pretrain-toy
+.PHONY: setup study test help pretrain-toy lab
 
 help:
 	@echo "make study   run the whole toy study (offline, CPU) and write results and figures"
 	@echo "make test    run the test suite"
 	@echo "make setup   only create .venv and install the pinned environment"
+	@echo "make lab     open JupyterLab on notebooks/ with this environment as the 'xlcore' kernel"
 
 # torch and torchvision are pinned in the lock file (2.14.1 / 0.29.1); pip takes them from the local
 # wheel cache where one exists. The stamp records that the lock file was installed; it is remade only
@@ -37,6 +38,12 @@ study: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The notebooks' metadata and the sweep both name the kernel 'xlcore': register this environment as it
+# (inside .venv, so nothing outside the project changes), then open JupyterLab on the notebooks.
+lab: $(STAMP)
+	$(PY) -m ipykernel install --sys-prefix --name xlcore --display-name "Python (xlcore)" > /dev/null
+	$(VENV)/bin/jupyter lab notebooks/
 
 # Pretrain the toy backbone (hours on a CPU, minutes on a GPU; resumable). The shipped weights in
 # xlcore/assets/toy_backbone/ came from this command; `make study` never runs it.

@@ -1,7 +1,11 @@
 """The main job end to end (smoke size): outputs written, a rerun adds no rows, errors are clear."""
 
+import json
 import subprocess
 import sys
+
+import nbformat
+import pytest
 
 from xlcore.cli import main
 from xlcore.results import ResultsStore
@@ -9,7 +13,15 @@ from xlcore.results import ResultsStore
 
 def run_cli(*args, cwd):
     return subprocess.run([sys.executable, "-m", "xlcore", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=1800)
+
+
+def last_json_output(executed):
+    """The last JSON line an executed notebook printed (its summary)."""
+    notebook = nbformat.read(executed, as_version=4)
+    texts = ["".join(o.get("text", "")) for c in notebook.cells if c.cell_type == "code" for o in c.outputs
+             if o.get("name") == "stdout" and "{" in "".join(o.get("text", ""))]
+    return json.loads(texts[-1][texts[-1].index("{"):])
 
 
 def test_smoke_study_writes_results_and_figures_and_resumes(tmp_path):
@@ -30,7 +42,7 @@ def test_smoke_study_writes_results_and_figures_and_resumes(tmp_path):
     from xlcore.registry import METHODS
     from xlcore.report import cost_table, methods_table
 
-    evaluated = frame[frame["run_id"].str.startswith("eval-")]
+    evaluated = frame[frame["run_id"].str.startswith("cell-")]
     assert set(evaluated["method"]) == set(METHODS.names()) | {"english-backbone"}
     for metric in ("mean_recall", "compositional_all", "culture_shape", "fid_scorer256", "clip_score_raw_cos",
                    "clip_score_torchmetrics", "consistency_clip_cos"):
@@ -40,6 +52,16 @@ def test_smoke_study_writes_results_and_figures_and_resumes(tmp_path):
     measured = frame[frame["benchmark"] == "cost/measured"]
     assert {"trikd", "pea", "full_finetune"} <= set(measured["method"])
     assert (measured[measured["metric"] == "flops_per_step"]["value"] > 0).all()
+    # every method ran through its notebook: the executed copy's summary line matches its rows in the table
+    for name in set(evaluated["method"]):
+        cell = tmp_path / "runs" / "toy" / name / ("en" if name == "english-backbone" else "de") / "0"
+        notebook = cell / ("evaluate.ipynb" if name == "english-backbone" else f"{name}.ipynb")
+        summary = last_json_output(notebook)
+        done = json.loads((cell / "done.json").read_text())
+        mine = frame[frame["run_id"] == done["run_id"]]
+        assert summary["rows"] == done["rows"] == len(mine) > 5
+        for metric in ("compositional_all", "consistency_clip_cos", "clip_score_raw_cos", "fid_scorer256"):
+            assert summary[metric] == pytest.approx(mine[mine["metric"] == metric]["value"].item())
     table = methods_table(results.path)
     assert all(f"| {name} |" in table for name in set(evaluated["method"]))
     assert "| trikd/trikd |" in cost_table(results.path)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 
 from .config import StudyConfig, help_texts, load_preset, parse_override
-from .errors import XlcoreError
+from .errors import ConfigError, XlcoreError
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,37 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from .sweep import SweepConfig, grid, run_cell, run_sweep, slurm_script, summary
+
+    def listed(text: str) -> tuple[str, ...]:
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+
+    try:
+        seeds = tuple(int(s) for s in listed(args.seeds))
+        gpus = tuple(int(g) for g in listed(args.gpus))
+    except ValueError as err:
+        raise ConfigError(f"--seeds and --gpus take comma-separated integers ({err})") from None
+    config = SweepConfig(preset=args.preset, methods=listed(args.methods), languages=listed(args.languages),
+                         seeds=seeds, budget=args.budget, n_prompts=args.prompts, smoke=args.smoke,
+                         output_dir=args.output_dir, kernel=args.kernel, gpus=gpus,
+                         english_reference=not args.no_english_reference)
+    cells = grid(config)
+    if args.emit_slurm:
+        print(f"wrote {slurm_script(config, args.emit_slurm)} ({len(cells)} tasks); submit it with sbatch")
+        return 0
+    if args.cell_index is not None:
+        if not 0 <= args.cell_index < len(cells):
+            raise ConfigError(f"--cell-index {args.cell_index} is outside the grid's {len(cells)} cells")
+        outcomes = [run_cell(cells[args.cell_index], config)]
+    else:
+        start = time.monotonic()
+        outcomes = run_sweep(config, cells)
+        print(f"sweep wall time {time.monotonic() - start:.0f} s")
+    print(summary(outcomes))
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m xlcore", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
@@ -113,6 +145,22 @@ def main(argv: list[str] | None = None) -> int:
     pretrain.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                           help="override a budget, e.g. --set unet.steps=5000")
     pretrain.set_defaults(func=_pretrain_toy)
+
+    sweep = commands.add_parser("sweep", help="run the grid methods x languages x seeds with papermill")
+    sweep.add_argument("--preset", default="toy")
+    sweep.add_argument("--methods", default="", help="comma-separated registered methods (default: all)")
+    sweep.add_argument("--languages", default="en,de,fr,cs,zh,ja", help="comma-separated languages")
+    sweep.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    sweep.add_argument("--budget", type=float, default=1.0, help="share of each stage's training steps, in (0, 1]")
+    sweep.add_argument("--prompts", type=int, default=40, help="generation prompts per cell")
+    sweep.add_argument("--smoke", action="store_true", help="shrink every cell (a quick check)")
+    sweep.add_argument("--output-dir", default="papermill_runs")
+    sweep.add_argument("--kernel", default="xlcore", help="Jupyter kernel (registered for this environment if missing)")
+    sweep.add_argument("--gpus", default="", help="comma-separated GPU indices: one worker per GPU")
+    sweep.add_argument("--no-english-reference", action="store_true", help="skip the English backbone's cells")
+    sweep.add_argument("--emit-slurm", metavar="PATH", help="write a SLURM job array (one task per cell) and exit")
+    sweep.add_argument("--cell-index", type=int, help="run only this cell of the grid (what a SLURM task does)")
+    sweep.set_defaults(func=_sweep)
 
     report = commands.add_parser("report", help="print a table from the results table (default: the toy backbone's quality)")
     report.add_argument("--preset", default="toy")

@@ -40,9 +40,10 @@ METHOD_ORDER = ["english-backbone", "untrained", "translate_oracle", "translate"
 
 
 def _latest_runs(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
-    """Rows of the latest run (by timestamp) of each (method, language) among runs whose id starts with `prefix`."""
+    """Rows of the latest run (by timestamp) of each (method, language, seed) among runs whose id starts
+    with `prefix` (cells: `cell-`, training runs: `train-`)."""
     frame = frame[frame["run_id"].str.startswith(prefix)]
-    latest = frame.sort_values("timestamp").groupby(["method", "language"])["run_id"].last()
+    latest = frame.sort_values("timestamp").groupby(["method", "language", "seed"])["run_id"].last()
     return frame[frame["run_id"].isin(set(latest))]
 
 
@@ -51,7 +52,8 @@ def _ordered(names) -> list[str]:
 
 
 def methods_table(results_path: str | Path) -> str:
-    """Each system's evaluation, averaged over its non-English languages (English for the backbone), with cost.
+    """Each system's evaluation, averaged over its non-English languages and seeds (English for the backbone),
+    with cost.
 
     Columns: world retrieval mean recall (first-caption protocol; systems with a joint image-text space),
     compositional accuracy (GenEval style, everything asked right), culture-concept accuracy (the concept
@@ -60,8 +62,8 @@ def methods_table(results_path: str | Path) -> str:
     system, and the training wall time on the machine that ran it. The latest run of each system counts.
     """
     frame = ResultsStore(results_path).read()
-    evaluated = _latest_runs(frame, "eval-")
-    trained = _latest_runs(frame, "method-")
+    evaluated = _latest_runs(frame, "cell-")
+    trained = _latest_runs(frame, "train-")
     if evaluated.empty:
         return "(no evaluation rows yet: run `make study`)"
     lines = ["| method | languages | retrieval mean recall | compositional all | culture concept | consistency | "
@@ -98,7 +100,7 @@ def cost_table(results_path: str | Path) -> str:
     dollars (separate columns; '-' where the method publishes no budget)."""
     from .evaluate.cost import flops_at_published_scale
 
-    frame = _latest_runs(ResultsStore(results_path).read(), "method-")
+    frame = _latest_runs(ResultsStore(results_path).read(), "train-")
     if frame.empty:
         return "(no cost rows yet: run `make study`)"
     scale = flops_at_published_scale()

@@ -8,16 +8,16 @@ rows. Later parts of the study (backbone quality, methods, evaluation, analysis)
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from .config import StudyConfig, config_hash
+from .errors import XlcoreError
 from .results import ResultRow, ResultsStore
 from .world import World
 from .world.figures import sample_grid
@@ -127,140 +127,24 @@ def backbone_quality(ctx: StudyContext) -> list[ResultRow]:
     return rows
 
 
-@dataclass(frozen=True)
-class MethodRunConfig:
-    """Everything one method's training depends on (its hash keys the training run)."""
-
-    preset: str
-    method: str
-    language: str
-    method_config: Any
-    world: Any
-    seed: int
-    feature_cache: bool
-
-
-@dataclass(frozen=True)
-class EvaluationRunConfig:
-    """Everything one evaluation depends on: the trained system (by its training run id) and the protocol."""
-
-    system: str  # the training run id, or the English backbone's fingerprint
-    generation: Any
-    retrieval_captions_per_image: int
-
-
-def method_runs(config: StudyConfig, world: World) -> list[tuple[str, str | None]]:
-    """(method, language or None) pairs of the study's method step."""
-    from .registry import METHODS
-
-    names = config.methods or tuple(METHODS.names())
-    runs = []
-    for name in names:
-        if METHODS.get(name).per_language:
-            runs += [(name, world.check_language(lang)) for lang in config.method_languages]
-        else:
-            runs.append((name, None))
-    return runs
-
-
-def _method_run(ctx: StudyContext, backbone, name: str, language: str | None):
-    """The method (untrained), its training run config, id and folder."""
-    from .config import apply_smoke
-    from .methods._base import build_method
-    from .registry import METHODS
+def sweep_methods(ctx: StudyContext) -> list[ResultRow]:
+    """Train and evaluate every method through its notebook (`xlcore.sweep`): the grid of the study's
+    methods x English and its target languages x its seed, plus the English backbone's reference cell.
+    Each cell appends its own rows; finished cells are skipped, so a rerun continues where it stopped."""
+    from .sweep import SweepConfig, run_sweep, summary
 
     config = ctx.config
-    method_config = METHODS.get(name).config_class()
-    method = build_method(name, backbone, apply_smoke(method_config) if config.smoke else method_config,
-                          language=language, languages=ctx.world.languages, seed=config.seed)
-    run = MethodRunConfig(config.preset, name, language or "all", method.config, config.world, config.seed,
-                          config.feature_cache)
-    run_id = f"method-{name}-{language or 'all'}-{backbone.fingerprint()[:8]}-{config_hash(run)}"
-    return method, run, run_id, config.run_root / name / (language or "all")
-
-
-def _toy_backbone(config: StudyConfig):
-    from .backbone.toy import load_toy_backbone
-
-    return load_toy_backbone(config.toy_backbone_dir) if config.toy_backbone_dir else load_toy_backbone()
-
-
-def train_methods(ctx: StudyContext) -> list[ResultRow]:
-    """Train every method (resumable, per-stage checkpoints) and record what its training cost.
-
-    Rows go to the table one run at a time, so an interruption loses at most the run in progress, and
-    its training resumes from its last checkpoint.
-    """
-    from .cache import FeatureCache
-    from .evaluate import RunInfo, cost_measurements, write_measurements
-    from .evaluate.common import Measurement
-    from .experiment import train_method
-
-    config, world = ctx.config, ctx.world
     if config.preset != "toy":
-        log.info("the method step trains on the built-in world (toy preset); skipping for %s", config.preset)
+        log.info("the study's sweep runs on the built-in world (toy preset); use `xlcore sweep` for %s", config.preset)
         return []
-    backbone = _toy_backbone(config)
-    cache = FeatureCache(config.run_root / "feature_cache") if config.feature_cache else None
-    for name, language in tqdm(method_runs(config, world), desc="methods: train", unit="run"):
-        method, run, run_id, run_dir = _method_run(ctx, backbone, name, language)
-        if run_id in ctx.results.run_ids():
-            log.info("%s already recorded; skipping", run_id)
-            continue
-        ctx.results.save_config(run)
-        costs = train_method(method, world, run_dir, cache=cache)
-        measurements = [Measurement(
-            language or "all", "cost/training",
-            f"feature cache {'on' if cost.feature_cache else 'off'}; wall time summed over the sessions that trained "
-            "it (checkpoint writes included)",
-            {"trainable_parameters": cost.trainable_parameters, "train_steps": cost.steps}
-            | ({} if math.isnan(cost.seconds) else {"train_seconds": cost.seconds}),  # NaN: an old checkpoint
-            stage=cost.stage) for cost in costs]
-        measurements += cost_measurements(method, world, steps=config.cost_timed_steps)
-        write_measurements(measurements, RunInfo(run_id, name, "final", run, config.seed, method.label), ctx.results)
-    return []
-
-
-def evaluate_methods(ctx: StudyContext) -> list[ResultRow]:
-    """Evaluate the English backbone and every trained method: world retrieval and generation, in English
-    and the study's target languages, under one protocol (`xlcore.evaluate`)."""
-    import dataclasses
-
-    from .evaluate import EnglishBackbone, RunInfo, evaluate_system, write_measurements
-    from .methods._base import load_method
-
-    config, world = ctx.config, ctx.world
-    if config.preset != "toy":
-        log.info("the evaluation step runs on the built-in world (toy preset); skipping for %s", config.preset)
-        return []
-    backbone = _toy_backbone(config)
-    generation = dataclasses.replace(config.evaluation, languages=("en",) + tuple(config.method_languages),
-                                     seed=config.seed)
-    cache_dir = config.run_root / "generation_cache"
-    systems = [(None, None)] + method_runs(config, world)
-    for name, language in tqdm(systems, desc="methods: evaluate", unit="system"):
-        if name is None:
-            trained_id, label = f"backbone-{backbone.fingerprint()}", "english-backbone"
-        else:
-            method, _, trained_id, run_dir = _method_run(ctx, backbone, name, language)
-            label = name
-        run = EvaluationRunConfig(trained_id, generation, config.retrieval_captions_per_image)
-        run_id = f"eval-{label}-{language or 'all'}-{config_hash(run)}"
-        if run_id in ctx.results.run_ids():
-            log.info("%s already recorded; skipping", run_id)
-            continue
-        if name is None:
-            system, notes, stage = EnglishBackbone(backbone), "", "pretrained"
-        elif not (run_dir / "method").exists():
-            log.warning("%s has not been trained (no %s); skipping its evaluation", trained_id, run_dir / "method")
-            continue
-        else:
-            system, notes, stage = load_method(run_dir / "method", backbone), method.label, "final"
-        ctx.results.save_config(run)
-        languages = dataclasses.replace(generation, languages=("en", language) if language else generation.languages)
-        measurements, _ = evaluate_system(system, world, languages, captions_per_image=config.retrieval_captions_per_image,
-                                          cache_dir=cache_dir)
-        write_measurements(measurements, RunInfo(run_id, label, stage, run, config.seed, notes), ctx.results)
+    sweep = SweepConfig(preset=config.preset, methods=tuple(config.methods),
+                        languages=("en",) + tuple(config.method_languages), seeds=(config.seed,),
+                        n_prompts=config.evaluation.n_prompts, smoke=config.smoke, output_dir=config.output_dir)
+    outcomes = run_sweep(sweep)
+    report = summary(outcomes)
+    log.info("sweep: %s", report)
+    if any(o.status == "failed" for o in outcomes):
+        raise XlcoreError(f"some cells of the sweep failed (the others finished and are recorded):\n{report}")
     return []
 
 
@@ -274,8 +158,7 @@ STEPS: list[tuple[str, Callable[[StudyContext], list[ResultRow]]]] = [
     ("world statistics", world_statistics),
     ("world sample grid", world_figure),
     ("toy backbone quality", backbone_quality),
-    ("methods: train", train_methods),
-    ("methods: evaluate", evaluate_methods),
+    ("methods: train and evaluate (papermill sweep)", sweep_methods),
 ]
 
 

@@ -1,0 +1,106 @@
+"""The papermill sweep: grid, failure isolation, resume after a kill, parallel workers, SLURM arrays."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from xlcore.cell import Cell
+from xlcore.errors import ConfigError, UnknownLanguageError, UnknownMethodError
+from xlcore.registry import METHODS
+from xlcore.results import ResultsStore
+from xlcore.sweep import NOTEBOOKS, SweepConfig, grid, run_sweep, slurm_script, summary
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_every_registered_method_has_a_notebook_and_every_notebook_a_method():
+    notebooks = {p.stem for p in (NOTEBOOKS / "methods").glob("*.ipynb")}
+    assert notebooks == set(METHODS.names())
+
+
+def test_the_grid_trains_once_per_method_and_skips_english_for_per_language_methods():
+    config = SweepConfig(methods=("pea", "trikd"), languages=("en", "de", "zh"), seeds=(0, 1))
+    cells = grid(config)
+    assert cells[0] == Cell("toy", "english-backbone", "en", 0)
+    assert [c.key for c in cells if c.seed == 0] == [
+        "english-backbone/en/0", "pea/de/0", "pea/zh/0", "trikd/en/0", "trikd/de/0", "trikd/zh/0"]
+    assert len(cells) == 12
+    with pytest.raises(UnknownLanguageError):
+        grid(SweepConfig(languages=("de", "xx")))
+    with pytest.raises(UnknownMethodError):
+        grid(SweepConfig(methods=("nope",)))
+    with pytest.raises(ConfigError, match="seed"):
+        grid(SweepConfig(seeds=()))
+
+
+def test_slurm_script_has_one_task_per_cell(tmp_path):
+    config = SweepConfig(methods=("pea",), languages=("de", "zh"), seeds=(0, 1), output_dir=str(tmp_path))
+    text = slurm_script(config, tmp_path / "sweep.sbatch").read_text()
+    assert "#SBATCH --array=0-5" in text  # 2 seeds x (English reference + pea de + pea zh)
+    assert "--cell-index $SLURM_ARRAY_TASK_ID" in text and "--methods pea" in text and "--seeds 0,1" in text
+
+
+def sweep(tmp_path, **kw) -> SweepConfig:
+    return SweepConfig(smoke=True, seeds=(0,), n_prompts=2, output_dir=str(tmp_path / "runs"), english_reference=False, **kw)
+
+
+def test_a_failing_cell_is_recorded_and_the_others_finish(tmp_path):
+    notebooks = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOKS, notebooks)
+    broken = nbformat.read(notebooks / "methods" / "untrained.ipynb", as_version=4)
+    broken.cells.insert(3, nbformat.v4.new_code_cell("raise RuntimeError('injected failure')"))
+    nbformat.write(broken, notebooks / "methods" / "untrained.ipynb")
+    config = sweep(tmp_path, methods=("untrained", "translate_oracle"), languages=("de",), notebooks=str(notebooks))
+    outcomes = run_sweep(config, progress=False)
+    assert [o.status for o in outcomes] == ["failed", "done"]
+    error = (tmp_path / "runs" / "toy" / "untrained" / "de" / "0" / "error.txt").read_text()
+    assert "injected failure" in error and "Traceback" in error
+    assert "FAILED untrained/de/0" in summary(outcomes) and "1 failed" in summary(outcomes)
+    frame = ResultsStore(tmp_path / "runs" / "toy" / "results.csv").read()
+    assert set(frame["method"]) == {"translate_oracle"}
+    # fixing the notebook and rerunning runs only the failed cell
+    shutil.copy(NOTEBOOKS / "methods" / "untrained.ipynb", notebooks / "methods" / "untrained.ipynb")
+    assert [o.status for o in run_sweep(config, progress=False)] == ["done", "skipped"]
+
+
+def test_the_sweep_resumes_after_a_kill_without_redoing_cells_or_duplicating_rows(tmp_path):
+    args = [sys.executable, "-m", "xlcore", "sweep", "--smoke", "--methods", "untrained,translate", "--languages",
+            "de,zh", "--seeds", "0", "--prompts", "2", "--no-english-reference", "--output-dir", str(tmp_path / "runs")]
+    first_cell = tmp_path / "runs" / "toy" / "untrained" / "de" / "0"
+    process = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (first_cell / "done.json").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "the sweep ended before its first cell finished"
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)  # the sweep and the cell it was running, mid-run
+    process.wait()
+    finished_at = (first_cell / "untrained.ipynb").stat().st_mtime
+    second = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "1 already finished" in second.stdout
+    assert (first_cell / "untrained.ipynb").stat().st_mtime == finished_at  # not redone
+    frame = ResultsStore(tmp_path / "runs" / "toy" / "results.csv").read()
+    cells = [json.loads(p.read_text()) for p in (tmp_path / "runs" / "toy").glob("*/*/0/done.json")]
+    assert len(cells) == 4
+    assert sum(c["rows"] for c in cells) == len(frame[frame["run_id"].str.startswith("cell-")])
+    assert not frame.duplicated(subset=["run_id", "benchmark", "metric", "protocol", "language"]).any()
+
+
+def test_two_workers_share_one_training_run(tmp_path):
+    """Parallel workers (one per GPU on a GPU box; here two CPU workers) start two languages of a method
+    trained once for all languages at the same time: one trains, the other waits and reuses it."""
+    config = sweep(tmp_path, methods=("translate",), languages=("de", "zh"), gpus=(0, 1))
+    outcomes = run_sweep(config, progress=False)
+    assert [o.status for o in outcomes] == ["done", "done"]
+    frame = ResultsStore(tmp_path / "runs" / "toy" / "results.csv").read()
+    assert frame[frame["run_id"].str.startswith("train-")]["run_id"].nunique() == 1
+    assert (tmp_path / "runs" / "toy" / "translate" / "all" / "0" / "train" / "method" / "method.json").exists()

@@ -1,0 +1,273 @@
+"""One cell of the study's grid: train a method (or reuse its training) and evaluate it in one language.
+
+A method notebook (`notebooks/methods/<method>.ipynb`) is a thin driver of `CellRun`; the sweep executes
+it with papermill once per (method, language, seed). Layout under `<output_dir>/<preset>/<method>/`:
+
+    <language>/<seed>/              the cell: executed notebook, params.json, results.csv (its rows), done.json
+    <all | language>/<seed>/train/  the training run: per-stage checkpoints, train logs, method/ (weights)
+
+Methods trained once for all languages (TriKD, AltCLIP/AltDiffusion, MuLan, full fine-tuning, the toy
+translator) share `all/<seed>/train/`: the first cell to get there trains (under a file lock, so parallel
+workers never train the same run twice) and records the training cost; the others wait, then load it.
+Per-language methods (IAP, PEA) train in their own cell. Rows reach the results table in one atomic
+append per cell, after which `done.json` marks the cell finished; a rerun skips it, and an interrupted
+cell resumes from its training checkpoints without duplicating rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from .config import StudyConfig, apply_smoke, config_hash, load_preset, to_dict
+from .errors import ConfigError
+from .results import ResultRow, ResultsStore, atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+ENGLISH_BACKBONE = "english-backbone"  # the untouched English pipeline, evaluated like a method
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (method, language, seed) of a preset's grid."""
+
+    preset: str
+    method: str
+    language: str
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.method}/{self.language}/{self.seed}"
+
+
+def cell_dir(output_dir: str | Path, cell: Cell) -> Path:
+    return Path(output_dir) / cell.preset / cell.method / cell.language / str(cell.seed)
+
+
+def train_dir(output_dir: str | Path, cell: Cell, per_language: bool) -> Path:
+    scope = cell.language if per_language else "all"
+    return Path(output_dir) / cell.preset / cell.method / scope / str(cell.seed) / "train"
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock held while the block runs (released if the process dies)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True)
+class TrainingRunConfig:
+    """Everything a training run depends on (its hash keys the training rows)."""
+
+    preset: str
+    method: str
+    scope: str  # 'all' or the language of a per-language method
+    seed: int
+    method_config: Any
+    world: Any
+    budget: float
+    feature_cache: bool
+
+
+@dataclass(frozen=True)
+class EvaluationCellConfig:
+    """Everything a cell's evaluation depends on."""
+
+    trained: str  # the training run id (or the backbone fingerprint)
+    language: str
+    generation: Any
+    retrieval_captions_per_image: int
+
+
+class CellRun:
+    """What a method notebook does, step by step (each step is one notebook cell)."""
+
+    def __init__(self, cell: Cell, *, smoke: bool = False, output_dir: str | Path = "papermill_runs",
+                 budget: float = 1.0, n_prompts: int | None = None, study: StudyConfig | None = None):
+        from .backbone import load_backbone
+        from .registry import METHODS
+        from .world import World
+
+        if not 0 < budget <= 1:
+            raise ConfigError(f"budget is the share of each stage's steps to train, in (0, 1]; got {budget}")
+        self.cell, self.output_dir, self.budget = cell, Path(output_dir), budget
+        self.study = study or load_preset(cell.preset, smoke=smoke)
+        self.world = World(self.study.world)
+        self.world.check_language(cell.language)
+        self.smoke = smoke or self.study.smoke
+        generation = self.study.evaluation
+        if n_prompts is not None:
+            generation = dataclasses.replace(generation, n_prompts=n_prompts)
+        self.generation = dataclasses.replace(generation, languages=(cell.language,), seed=cell.seed)
+        self.backbone = load_backbone(cell.preset, **({"directory": self.study.toy_backbone_dir}
+                                                      if cell.preset == "toy" and self.study.toy_backbone_dir else {}))
+        self.results = ResultsStore(self.output_dir / cell.preset / "results.csv")
+        self.dir = cell_dir(self.output_dir, cell)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.method = None
+        if cell.method != ENGLISH_BACKBONE:
+            cls = METHODS.get(cell.method)
+            if cls.per_language and cell.language == "en":
+                raise ConfigError(f"{cell.method} adapts the English model to one other language; 'en' is not a cell")
+            config = cls.config_class()
+            from .methods._base import build_method
+
+            self.method = build_method(cell.method, self.backbone, apply_smoke(config) if self.smoke else config,
+                                       language=cell.language if cls.per_language else None,
+                                       languages=self.world.languages, seed=cell.seed)
+            self.per_language = cls.per_language
+            self.train_dir = train_dir(self.output_dir, cell, cls.per_language)
+            self.training = TrainingRunConfig(
+                cell.preset, cell.method, cell.language if cls.per_language else "all", cell.seed, self.method.config,
+                self.study.world, budget, self.study.feature_cache)
+            self.training_id = (f"train-{cell.method}-{self.training.scope}-s{cell.seed}-"
+                                f"{self.backbone.fingerprint()[:8]}-{config_hash(self.training)}")
+        else:
+            self.training_id = f"backbone-{self.backbone.fingerprint()}"
+        self.evaluation = EvaluationCellConfig(self.training_id, cell.language, self.generation,
+                                               self.study.retrieval_captions_per_image)
+        self.run_id = f"cell-{cell.method}-{cell.language}-s{cell.seed}-{config_hash(self.evaluation)}"
+        self.rows: list[ResultRow] = []
+        atomic_write_bytes(self.dir / "params.json", (json.dumps(
+            {"cell": dataclasses.asdict(cell), "smoke": self.smoke, "budget": budget, "run_id": self.run_id,
+             "training_id": self.training_id, "evaluation": to_dict(self.evaluation)}, indent=2) + "\n").encode())
+
+    # ------------------------------------------------------------------------------------------------
+
+    def parameter_table(self) -> str:
+        """Markdown: trainable parameters per stage and the system they sit in."""
+        if self.method is None:
+            return "The English backbone: nothing trains."
+        lines = ["| stage | trainable parameters | share of system |", "| --- | ---: | ---: |"]
+        system = self.method.system_parameter_count()
+        for stage in self.method.stages:
+            count = sum(p.numel() for p in self.method.trainable_parameters(stage).values())
+            lines.append(f"| {stage} | {count:,} | {100 * count / system:.2f}% |")
+        return "\n".join(lines)
+
+    def train(self) -> None:
+        """Train every stage (or resume, or reuse a finished run), then record the training cost once."""
+        if self.method is None or not self.method.stages:
+            return
+        from .cache import FeatureCache
+        from .evaluate import RunInfo, cost_measurements, write_measurements
+        from .evaluate.common import Measurement
+        from .experiment import train_method
+        from .methods._base import load_method
+
+        with file_lock(self.train_dir / ".lock"):
+            saved = self.train_dir / "method"
+            if (saved / "method.json").exists() and self.training_id in self.results.run_ids():
+                self.method = load_method(saved, self.backbone)
+                log.info("%s: trained already (%s); loaded", self.cell.key, self.training_id)
+                return
+            cache = FeatureCache(self.output_dir / self.cell.preset / "feature_cache") if self.study.feature_cache else None
+            configs = {stage: self._budgeted(self.method.train_config(stage)) for stage in self.method.stages}
+            costs = train_method(self.method, self.world, self.train_dir, cache=cache, train_configs=configs)
+            if self.training_id in self.results.run_ids():
+                return
+            self.results.save_config(self.training)
+            scope = self.training.scope
+            measurements = [Measurement(
+                scope, "cost/training", f"feature cache {'on' if c.feature_cache else 'off'}; wall time summed over "
+                "the sessions that trained it (checkpoint writes included)",
+                {"trainable_parameters": c.trainable_parameters, "train_steps": c.steps}
+                | ({} if math.isnan(c.seconds) else {"train_seconds": c.seconds}), stage=c.stage) for c in costs]
+            measurements += cost_measurements(self.method, self.world, steps=self.study.cost_timed_steps)
+            write_measurements(measurements, RunInfo(self.training_id, self.cell.method, "final", self.training,
+                                                     self.cell.seed, self.method.label), self.results)
+
+    def load_trained(self) -> None:
+        """Load the cell's finished training run (the evaluation notebook's path: nothing trains)."""
+        from .errors import MissingDataError
+        from .methods._base import load_method
+
+        if self.method is None or not self.method.stages:
+            return
+        if not (self.train_dir / "method" / "method.json").exists():
+            raise MissingDataError(f"{self.cell.method} (seed {self.cell.seed}) has no trained run in {self.train_dir}; "
+                                   f"run notebooks/methods/{self.cell.method}.ipynb or the sweep first")
+        self.method = load_method(self.train_dir / "method", self.backbone)
+
+    def _budgeted(self, config):
+        if self.budget == 1.0:
+            return config  # unchanged, so a run trained before budgets existed resumes as it was
+        steps = max(1, round(config.steps * self.budget))
+        return dataclasses.replace(config, steps=steps, warmup_steps=min(config.warmup_steps, max(1, steps // 10)))
+
+    def loss_curves(self):
+        """A figure of every logged loss term per stage (the train logs), or None before training."""
+        from .plotting import loss_figure
+
+        if self.method is None or not self.method.stages:
+            return None
+        return loss_figure({stage: self.train_dir / stage for stage in self.method.stages},
+                           title=f"{self.cell.method} (seed {self.cell.seed})")
+
+    @property
+    def system(self):
+        from .evaluate import EnglishBackbone
+
+        return EnglishBackbone(self.backbone) if self.method is None else self.method
+
+    def evaluate(self):
+        """Retrieval and generation in the cell's language; returns (measurements, generation result)."""
+        from .evaluate import evaluate_system
+
+        return evaluate_system(self.system, self.world, self.generation,
+                               captions_per_image=self.study.retrieval_captions_per_image,
+                               cache_dir=self.output_dir / self.cell.preset / "generation_cache")
+
+    def write(self, measurements) -> list[ResultRow]:
+        """Append the cell's rows to the results table (once), keep a copy beside the cell, mark it done."""
+        from .evaluate import RunInfo, write_measurements
+
+        label = self.method.label if self.method is not None else ""
+        stage = "final" if self.method is not None else "pretrained"
+        run = RunInfo(self.run_id, self.cell.method, stage, self.evaluation, self.cell.seed, label)
+        if self.run_id in self.results.run_ids():
+            log.info("%s already in the results table", self.run_id)
+            self.rows = write_measurements(measurements, run)
+        else:
+            self.results.save_config(self.evaluation)
+            self.rows = write_measurements(measurements, run, self.results)
+        ResultsStore(self.dir / "results.csv").path.unlink(missing_ok=True)
+        ResultsStore(self.dir / "results.csv").append(self.rows)
+        atomic_write_bytes(self.dir / "done.json", (json.dumps({"run_id": self.run_id, "rows": len(self.rows)}) + "\n").encode())
+        return self.rows
+
+    def summary(self) -> dict[str, float]:
+        """The cell's headline numbers (the notebook prints them; tests read them back)."""
+        wanted = ("mean_recall", "compositional_all", "culture_shape", "consistency_clip_cos", "clip_score_raw_cos",
+                  "fid_scorer256")
+        out: dict[str, float] = {}
+        for row in self.rows:
+            if row.metric in wanted and (row.metric != "mean_recall" or row.protocol.startswith("first-caption")):
+                out[row.metric] = row.value
+        out["rows"] = len(self.rows)
+        return out
+
+
+def generation_figure(result, n: int = 8):
+    """The first `n` generations of each language in a result, one row per language."""
+    from .plotting import image_rows
+
+    return image_rows({lang: images[:n] for lang, images in result.images.items()})
+
+
+__all__ = ["Cell", "CellRun", "ENGLISH_BACKBONE", "cell_dir", "generation_figure", "train_dir"]

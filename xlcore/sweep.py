@@ -1,0 +1,220 @@
+"""The sweep: execute the grid methods x languages x seeds with papermill, one notebook per cell.
+
+Each cell runs `notebooks/methods/<method>.ipynb` (or `notebooks/evaluate.ipynb` for the English
+backbone's reference cells) in a fresh papermill process into `<output_dir>/<preset>/<method>/<lang>/<seed>/`
+(see `xlcore.cell` for what lands there). The sweep
+
+- skips cells already finished (`done.json`), so a rerun after an interruption continues where it stopped,
+  and an interrupted cell resumes from its training checkpoints; rows are appended once per cell, so a
+  resumed sweep never duplicates them;
+- keeps going when a cell fails: the failure's log tail (with the traceback) is kept in the cell's
+  `error.txt`, the summary lists it, and the exit status is non-zero;
+- shows overall progress; orders cells so that a method trained once for all languages trains in its
+  first cell and the other languages reuse it;
+- spreads cells over several GPUs of one box (`gpus=(0, 1, ...)`: one worker per GPU, each cell's process
+  sees only its GPU through CUDA_VISIBLE_DEVICES), and writes a SLURM job array (`slurm_script`) whose
+  task i runs cell i, for users who outgrow a box.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .cell import ENGLISH_BACKBONE, Cell, cell_dir
+from .config import option
+from .errors import ConfigError, UnknownLanguageError
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = REPO / "notebooks"
+KERNEL = "xlcore"
+LOG_TAIL = 6000  # characters of a failed cell's log kept in error.txt
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Which cells to run and how."""
+
+    preset: str = option("toy", "Backbone scale: 'toy' or 'sd15'.")
+    methods: tuple[str, ...] = option(lambda: (), "Registered methods (empty: all).")
+    languages: tuple[str, ...] = option(lambda: ("en", "de", "fr", "cs", "zh", "ja"),
+                                        "Languages to evaluate in (per-language methods skip English).")
+    seeds: tuple[int, ...] = option(lambda: (0, 1, 2), "Seeds; every cell runs once per seed.")
+    budget: float = option(1.0, "Share of each stage's training steps to run, in (0, 1].")
+    n_prompts: int = option(40, "Generation prompts per cell.")
+    smoke: bool = option(False, "Shrink every cell (tests).")
+    output_dir: str = option("papermill_runs", "Where cells and the results table go.")
+    kernel: str = option(KERNEL, "Jupyter kernel that runs the notebooks (registered by `ensure_kernel`).")
+    gpus: tuple[int, ...] = option(lambda: (), "GPU indices, one worker each; empty: one worker, no GPU pinning.")
+    english_reference: bool = option(True, "Also evaluate the untouched English backbone (cells in English, per seed).")
+    notebooks: str = option(str(NOTEBOOKS), "Folder holding methods/<method>.ipynb and evaluate.ipynb.")
+
+
+@dataclass
+class CellOutcome:
+    cell: Cell
+    status: str  # 'done', 'skipped' (finished before) or 'failed'
+    seconds: float = 0.0
+    error: str = ""
+
+
+def grid(config: SweepConfig) -> list[Cell]:
+    """The cells in execution order: by seed, then method, then language."""
+    from .registry import METHODS
+
+    from .config import load_preset
+
+    methods = config.methods or tuple(METHODS.names())
+    for name in methods:
+        METHODS.get(name)  # an unknown name fails here, before anything runs
+    world_languages = load_preset(config.preset).world.languages
+    for lang in config.languages:
+        if lang not in world_languages:
+            raise UnknownLanguageError(lang, world_languages)
+    if not config.seeds:
+        raise ConfigError("a sweep needs at least one seed")
+    cells = []
+    for seed in config.seeds:
+        if config.english_reference:
+            cells.append(Cell(config.preset, ENGLISH_BACKBONE, "en", seed))
+        for name in methods:
+            for lang in config.languages:
+                if lang == "en" and METHODS.get(name).per_language:
+                    continue
+                cells.append(Cell(config.preset, name, lang, seed))
+    return cells
+
+
+def notebook_for(cell: Cell, notebooks: str | Path = NOTEBOOKS) -> Path:
+    if cell.method == ENGLISH_BACKBONE:
+        return Path(notebooks) / "evaluate.ipynb"
+    return Path(notebooks) / "methods" / f"{cell.method}.ipynb"
+
+
+def ensure_kernel(name: str = KERNEL) -> None:
+    """Register this environment's Python as the Jupyter kernel `name` (inside the environment; idempotent)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if name in KernelSpecManager().find_kernel_specs():
+        return
+    subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", name,
+                    "--display-name", f"Python ({name})"], check=True, capture_output=True)
+    log.info("registered the Jupyter kernel %r for %s", name, sys.executable)
+
+
+def run_cell(cell: Cell, config: SweepConfig, gpu: int | None = None) -> CellOutcome:
+    """Execute one cell's notebook with papermill in its own process (skipped if finished)."""
+    out = cell_dir(Path(config.output_dir).resolve(), cell)
+    if (out / "done.json").exists():
+        return CellOutcome(cell, "skipped")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "error.txt").unlink(missing_ok=True)
+    parameters = {"preset": cell.preset, "language": cell.language, "seed": cell.seed, "budget": config.budget,
+                  "n_prompts": config.n_prompts, "smoke": config.smoke, "output_dir": str(Path(config.output_dir).resolve())}
+    if cell.method == ENGLISH_BACKBONE:
+        parameters = {k: v for k, v in parameters.items() if k not in ("budget",)} | {"method": cell.method}
+    notebook = notebook_for(cell, config.notebooks)
+    command = [sys.executable, "-m", "papermill", str(notebook), str(out / notebook.name),
+               "--kernel", config.kernel, "--cwd", str(REPO), "--no-progress-bar", "--log-output",
+               "-y", json.dumps(parameters)]
+    env = dict(os.environ)
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    start = time.monotonic()
+    with open(out / "cell.log", "w") as log_file:
+        status = subprocess.run(command, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=REPO).returncode
+    seconds = time.monotonic() - start
+    if status == 0 and (out / "done.json").exists():
+        return CellOutcome(cell, "done", seconds)
+    tail = (out / "cell.log").read_text(errors="replace")[-LOG_TAIL:]
+    (out / "error.txt").write_text(f"cell {cell.key} failed (exit status {status}); log tail:\n{tail}")
+    return CellOutcome(cell, "failed", seconds, tail.strip().splitlines()[-1] if tail.strip() else f"exit {status}")
+
+
+def run_sweep(config: SweepConfig, cells: list[Cell] | None = None, progress: bool = True) -> list[CellOutcome]:
+    """Run `cells` (default: the whole grid) with one worker per GPU (or one worker)."""
+    cells = grid(config) if cells is None else cells
+    for notebook in sorted({notebook_for(cell, config.notebooks) for cell in cells}):
+        if not notebook.exists():
+            raise ConfigError(f"no notebook {notebook}; run notebooks/make_method_notebooks.py")
+    ensure_kernel(config.kernel)
+    todo: queue.Queue[Cell] = queue.Queue()
+    for cell in cells:
+        todo.put(cell)
+    outcomes: list[CellOutcome] = []
+    lock = threading.Lock()
+    bar = tqdm(total=len(cells), desc=f"sweep ({config.preset})", unit="cell", disable=not progress)
+
+    def worker(gpu: int | None) -> None:
+        while True:
+            try:
+                cell = todo.get_nowait()
+            except queue.Empty:
+                return
+            bar.set_postfix_str(cell.key)
+            outcome = run_cell(cell, config, gpu)
+            with lock:
+                outcomes.append(outcome)
+                bar.update(1)
+            if outcome.status == "failed":
+                log.error("cell %s failed: %s (see %s)", cell.key, outcome.error,
+                          cell_dir(config.output_dir, cell) / "error.txt")
+
+    # Trained-once methods train in their first cell: with several workers the others wait on its lock.
+    threads = [threading.Thread(target=worker, args=(gpu,)) for gpu in (config.gpus or (None,))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    bar.close()
+    order = {cell: i for i, cell in enumerate(cells)}
+    return sorted(outcomes, key=lambda o: order[o.cell])
+
+
+def summary(outcomes: list[CellOutcome]) -> str:
+    counts = {status: sum(o.status == status for o in outcomes) for status in ("done", "skipped", "failed")}
+    lines = [f"{len(outcomes)} cells: {counts['done']} run, {counts['skipped']} already finished, {counts['failed']} failed"]
+    lines += [f"  FAILED {o.cell.key}: {o.error}" for o in outcomes if o.status == "failed"]
+    return "\n".join(lines)
+
+
+def slurm_script(config: SweepConfig, path: str | Path, *, partition: str = "", hours: int = 4) -> Path:
+    """A SLURM job array with one task per cell (task i runs cell i of the grid); submit with sbatch."""
+    cells = grid(config)
+    args = [f"--preset {config.preset}", f"--seeds {','.join(map(str, config.seeds))}",
+            f"--languages {','.join(config.languages)}", f"--budget {config.budget:g}", f"--prompts {config.n_prompts}",
+            f"--output-dir {Path(config.output_dir).resolve()}"]
+    if config.methods:
+        args.append(f"--methods {','.join(config.methods)}")
+    if config.smoke:
+        args.append("--smoke")
+    if not config.english_reference:
+        args.append("--no-english-reference")
+    lines = ["#!/bin/bash", f"#SBATCH --job-name=xlcore-{config.preset}", f"#SBATCH --array=0-{len(cells) - 1}",
+             "#SBATCH --gres=gpu:1", "#SBATCH --cpus-per-task=8", f"#SBATCH --time={hours}:00:00",
+             f"#SBATCH --output={Path(config.output_dir).resolve()}/slurm-%A_%a.log"]
+    if partition:
+        lines.append(f"#SBATCH --partition={partition}")
+    lines += ["# One cell per task; cells of a method trained once for all languages share its training run",
+              "# (a file lock makes the first task train and the others wait for it).",
+              f"cd {REPO}", f"{sys.executable} -m xlcore sweep {' '.join(args)} --cell-index $SLURM_ARRAY_TASK_ID", ""]
+    path = Path(path)
+    path.write_text("\n".join(lines))
+    return path
+
+
+def with_overrides(config: SweepConfig, **changes) -> SweepConfig:
+    return dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
