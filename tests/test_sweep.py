@@ -93,6 +93,11 @@ def test_the_sweep_resumes_after_a_kill_without_redoing_cells_or_duplicating_row
     assert len(cells) == 4
     assert sum(c["rows"] for c in cells) == len(frame[frame["run_id"].str.startswith("cell-")])
     assert not frame.duplicated(subset=["run_id", "benchmark", "metric", "protocol", "language"]).any()
+    # a fresh clone has the table but no cell folders: nothing the table holds is recomputed
+    for method in ("untrained", "translate"):
+        shutil.rmtree(tmp_path / "runs" / "toy" / method)
+    third = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert third.returncode == 0 and "4 already finished" in third.stdout, third.stdout + third.stderr
 
 
 def test_two_workers_share_one_training_run(tmp_path):

@@ -94,6 +94,33 @@ class EvaluationCellConfig:
     retrieval_captions_per_image: int
 
 
+def cell_identity(cell: Cell, study: StudyConfig, backbone_fingerprint: str, *, budget: float = 1.0,
+                  n_prompts: int | None = None) -> tuple[TrainingRunConfig | None, str, EvaluationCellConfig, str]:
+    """(training config, training run id, evaluation config, cell run id) of a cell, without building any
+    model: the sweep uses it to skip cells whose rows are already in the results table."""
+    from .registry import METHODS
+
+    generation = study.evaluation
+    if n_prompts is not None:
+        generation = dataclasses.replace(generation, n_prompts=n_prompts)
+    generation = dataclasses.replace(generation, languages=(cell.language,), seed=cell.seed)
+    training = None
+    if cell.method == ENGLISH_BACKBONE:
+        training_id = f"backbone-{backbone_fingerprint}"
+    else:
+        cls = METHODS.get(cell.method)
+        if cls.per_language and cell.language == "en":
+            raise ConfigError(f"{cell.method} adapts the English model to one other language; 'en' is not a cell")
+        config = cls.config_class()
+        training = TrainingRunConfig(cell.preset, cell.method, cell.language if cls.per_language else "all", cell.seed,
+                                     apply_smoke(config) if study.smoke else config, study.world, budget,
+                                     study.feature_cache)
+        training_id = (f"train-{cell.method}-{training.scope}-s{cell.seed}-{backbone_fingerprint[:8]}-"
+                       f"{config_hash(training)}")
+    evaluation = EvaluationCellConfig(training_id, cell.language, generation, study.retrieval_captions_per_image)
+    return training, training_id, evaluation, f"cell-{cell.method}-{cell.language}-s{cell.seed}-{config_hash(evaluation)}"
+
+
 class CellRun:
     """What a method notebook does, step by step (each step is one notebook cell)."""
 
@@ -107,41 +134,29 @@ class CellRun:
             raise ConfigError(f"budget is the share of each stage's steps to train, in (0, 1]; got {budget}")
         self.cell, self.output_dir, self.budget = cell, Path(output_dir), budget
         self.study = study or load_preset(cell.preset, smoke=smoke)
+        if smoke and not self.study.smoke:
+            self.study = dataclasses.replace(apply_smoke(self.study), smoke=True)
+        self.smoke = self.study.smoke
         self.world = World(self.study.world)
         self.world.check_language(cell.language)
-        self.smoke = smoke or self.study.smoke
-        generation = self.study.evaluation
-        if n_prompts is not None:
-            generation = dataclasses.replace(generation, n_prompts=n_prompts)
-        self.generation = dataclasses.replace(generation, languages=(cell.language,), seed=cell.seed)
         self.backbone = load_backbone(cell.preset, **({"directory": self.study.toy_backbone_dir}
                                                       if cell.preset == "toy" and self.study.toy_backbone_dir else {}))
         self.results = ResultsStore(self.output_dir / cell.preset / "results.csv")
         self.dir = cell_dir(self.output_dir, cell)
         self.dir.mkdir(parents=True, exist_ok=True)
+        identity = cell_identity(cell, self.study, self.backbone.fingerprint(), budget=budget, n_prompts=n_prompts)
+        self.training, self.training_id, self.evaluation, self.run_id = identity
+        self.generation = self.evaluation.generation
         self.method = None
         if cell.method != ENGLISH_BACKBONE:
-            cls = METHODS.get(cell.method)
-            if cls.per_language and cell.language == "en":
-                raise ConfigError(f"{cell.method} adapts the English model to one other language; 'en' is not a cell")
-            config = cls.config_class()
             from .methods._base import build_method
 
-            self.method = build_method(cell.method, self.backbone, apply_smoke(config) if self.smoke else config,
+            cls = METHODS.get(cell.method)
+            self.method = build_method(cell.method, self.backbone, self.training.method_config,
                                        language=cell.language if cls.per_language else None,
                                        languages=self.world.languages, seed=cell.seed)
             self.per_language = cls.per_language
             self.train_dir = train_dir(self.output_dir, cell, cls.per_language)
-            self.training = TrainingRunConfig(
-                cell.preset, cell.method, cell.language if cls.per_language else "all", cell.seed, self.method.config,
-                self.study.world, budget, self.study.feature_cache)
-            self.training_id = (f"train-{cell.method}-{self.training.scope}-s{cell.seed}-"
-                                f"{self.backbone.fingerprint()[:8]}-{config_hash(self.training)}")
-        else:
-            self.training_id = f"backbone-{self.backbone.fingerprint()}"
-        self.evaluation = EvaluationCellConfig(self.training_id, cell.language, self.generation,
-                                               self.study.retrieval_captions_per_image)
-        self.run_id = f"cell-{cell.method}-{cell.language}-s{cell.seed}-{config_hash(self.evaluation)}"
         self.rows: list[ResultRow] = []
         atomic_write_bytes(self.dir / "params.json", (json.dumps(
             {"cell": dataclasses.asdict(cell), "smoke": self.smoke, "budget": budget, "run_id": self.run_id,

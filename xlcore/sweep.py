@@ -4,7 +4,7 @@ Each cell runs `notebooks/methods/<method>.ipynb` (or `notebooks/evaluate.ipynb`
 backbone's reference cells) in a fresh papermill process into `<output_dir>/<preset>/<method>/<lang>/<seed>/`
 (see `xlcore.cell` for what lands there). The sweep
 
-- skips cells already finished (`done.json`), so a rerun after an interruption continues where it stopped,
+- skips cells already finished (`done.json`, or their rows already in the results table), so a rerun after an interruption continues where it stopped,
   and an interrupted cell resumes from its training checkpoints; rows are appended once per cell, so a
   resumed sweep never duplicates them;
 - keeps going when a cell fails: the failure's log tail (with the traceback) is kept in the cell's
@@ -115,10 +115,34 @@ def ensure_kernel(name: str = KERNEL) -> None:
     log.info("registered the Jupyter kernel %r for %s", name, sys.executable)
 
 
-def run_cell(cell: Cell, config: SweepConfig, gpu: int | None = None) -> CellOutcome:
+def recorded_run_ids(config: SweepConfig) -> dict[Cell, str]:
+    """Cells of the grid whose rows are already in the results table (a fresh clone of a repository that
+    ships its table has no cell folders, and must not recompute what the table holds)."""
+    from .backbone import load_backbone
+    from .cell import cell_identity
+    from .config import apply_smoke, load_preset
+    from .results import ResultsStore
+
+    store = ResultsStore(Path(config.output_dir) / config.preset / "results.csv")
+    recorded = store.run_ids()
+    if not recorded:
+        return {}
+    study = load_preset(config.preset, smoke=config.smoke)
+    study = dataclasses.replace(apply_smoke(study), smoke=True) if config.smoke and not study.smoke else study
+    fingerprint = load_backbone(config.preset).fingerprint()
+    out = {}
+    for cell in grid(config):
+        run_id = cell_identity(cell, study, fingerprint, budget=config.budget, n_prompts=config.n_prompts)[3]
+        if run_id in recorded:
+            out[cell] = run_id
+    return out
+
+
+def run_cell(cell: Cell, config: SweepConfig, gpu: int | None = None, recorded: dict[Cell, str] | None = None
+             ) -> CellOutcome:
     """Execute one cell's notebook with papermill in its own process (skipped if finished)."""
     out = cell_dir(Path(config.output_dir).resolve(), cell)
-    if (out / "done.json").exists():
+    if (out / "done.json").exists() or cell in (recorded or {}):
         return CellOutcome(cell, "skipped")
     out.mkdir(parents=True, exist_ok=True)
     (out / "error.txt").unlink(missing_ok=True)
@@ -151,6 +175,7 @@ def run_sweep(config: SweepConfig, cells: list[Cell] | None = None, progress: bo
         if not notebook.exists():
             raise ConfigError(f"no notebook {notebook}; run notebooks/make_method_notebooks.py")
     ensure_kernel(config.kernel)
+    recorded = recorded_run_ids(config)
     todo: queue.Queue[Cell] = queue.Queue()
     for cell in cells:
         todo.put(cell)
@@ -165,7 +190,7 @@ def run_sweep(config: SweepConfig, cells: list[Cell] | None = None, progress: bo
             except queue.Empty:
                 return
             bar.set_postfix_str(cell.key)
-            outcome = run_cell(cell, config, gpu)
+            outcome = run_cell(cell, config, gpu, recorded)
             with lock:
                 outcomes.append(outcome)
                 bar.update(1)
