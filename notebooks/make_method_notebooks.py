@@ -1,4 +1,4 @@
-"""Write `notebooks/methods/<method>.ipynb` for every registered method, and `notebooks/evaluate.ipynb`.
+"""Write `notebooks/methods/<method>.ipynb` for every registered method, `evaluate.ipynb` and `analysis.ipynb`.
 
     .venv/bin/python notebooks/make_method_notebooks.py
 
@@ -166,6 +166,44 @@ def evaluation_notebook() -> nbformat.NotebookNode:
     return nb
 
 
+def analysis_notebook() -> nbformat.NotebookNode:
+    """The study's tables and figures from the results table (`xlcore.analysis`; `make study` writes the
+    same files into figures/)."""
+    cells = [
+        nbformat.v4.new_markdown_cell(
+            "# Analysis\n\nEvery table and figure is drawn from the results table only: the mean over seeds of "
+            "the latest run of each (method, language, seed) cell, with the standard deviation over seeds "
+            "(\"n=1\" marks a single seed: no error bar is invented). On the toy preset these are world metrics "
+            "(README, *Evaluation*), not comparable with published numbers."),
+        nbformat.v4.new_code_cell(
+            'results_path: str = "papermill_runs/toy/results.csv"  # the preset\'s results table\n'
+            'figures_dir: str = "figures"  # where PNG/SVG figures and tables/ (Markdown, LaTeX) are written',
+            metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "from IPython.display import Markdown, display\n\n"
+            "from xlcore import analysis\n"
+            "from xlcore.plotting import show\n"
+            "from xlcore.report import cost_table\n"
+            "from xlcore.results import ResultsStore\n\n"
+            "frame = ResultsStore(results_path).read()\n"
+            "display(Markdown('## Retrieval: mean recall (first-caption protocol)\\n\\n' + "
+            "analysis.to_markdown(analysis.retrieval_table(frame))))"),
+        nbformat.v4.new_code_cell(
+            "display(Markdown('## Generation\\n\\n' + analysis.to_markdown(analysis.generation_table(frame))))"),
+        nbformat.v4.new_code_cell("display(Markdown('## Cost\\n\\n' + cost_table(results_path)))"),
+        nbformat.v4.new_code_cell("show(analysis.quality_cost_figure(frame))"),
+        nbformat.v4.new_code_cell("show(analysis.parameter_efficiency_figure(frame))"),
+        nbformat.v4.new_code_cell("show(analysis.language_bars(frame))"),
+        nbformat.v4.new_code_cell(
+            "import json\n\nwritten = analysis.write_analysis(results_path, figures_dir)\n"
+            "print(json.dumps({'written': [str(p) for p in written]}))"),
+    ]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = KERNEL
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
 def main() -> None:
     OUT.mkdir(exist_ok=True)
     missing = sorted(set(METHODS.names()) - set(PROSE))
@@ -177,11 +215,11 @@ def main() -> None:
             cell["id"] = f"{name}-{index}"  # stable ids: regenerating an unchanged notebook changes nothing
         nbformat.write(nb, OUT / f"{name}.ipynb")
         print(OUT / f"{name}.ipynb")
-    nb = evaluation_notebook()
-    for index, cell in enumerate(nb.cells):
-        cell["id"] = f"evaluate-{index}"
-    nbformat.write(nb, OUT.parent / "evaluate.ipynb")
-    print(OUT.parent / "evaluate.ipynb")
+    for stem, nb in (("evaluate", evaluation_notebook()), ("analysis", analysis_notebook())):
+        for index, cell in enumerate(nb.cells):
+            cell["id"] = f"{stem}-{index}"
+        nbformat.write(nb, OUT.parent / f"{stem}.ipynb")
+        print(OUT.parent / f"{stem}.ipynb")
 
 
 if __name__ == "__main__":

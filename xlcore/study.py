@@ -148,6 +148,14 @@ def sweep_methods(ctx: StudyContext) -> list[ResultRow]:
     return []
 
 
+def analysis(ctx: StudyContext) -> list[ResultRow]:
+    """Tables (Markdown, LaTeX) and figures (PNG, SVG) drawn from the results table (`xlcore.analysis`)."""
+    from .analysis import write_analysis
+
+    ctx.written += write_analysis(ctx.config.results_path, ctx.figures_dir)
+    return []
+
+
 def world_figure(ctx: StudyContext) -> list[ResultRow]:
     """Write the sample grid (images with their captions in every language) to figures/."""
     ctx.written += sample_grid(ctx.world, ctx.figures_dir / "world_samples")
@@ -159,6 +167,7 @@ STEPS: list[tuple[str, Callable[[StudyContext], list[ResultRow]]]] = [
     ("world sample grid", world_figure),
     ("toy backbone quality", backbone_quality),
     ("methods: train and evaluate (papermill sweep)", sweep_methods),
+    ("analysis: tables and figures", analysis),
 ]
 
 

@@ -1,0 +1,70 @@
+"""The analysis tables and figures from a synthetic results table with three seeds."""
+
+import pandas as pd
+import pytest
+
+from xlcore.analysis import generation_table, method_quality, retrieval_table, to_markdown, write_analysis
+from xlcore.results import ResultRow, ResultsStore
+
+
+def rows():
+    out = []
+    for seed, (consistency, recall) in enumerate([(0.5, 60.0), (0.6, 62.0), (0.7, 64.0)]):
+        for method, scale in (("altclip", 1.0), ("untrained", 0.2)):
+            for lang in ("de", "zh"):
+                run = f"cell-{method}-{lang}-s{seed}-x"
+                out += [ResultRow(run, "toy", method, "final", lang, "b", "consistency_clip_cos", consistency * scale,
+                                  seed=seed, timestamp="2026-11-27T00:00:00+00:00"),
+                        ResultRow(run, "toy", method, "final", lang, "b", "mean_recall", recall * scale,
+                                  protocol="first-caption (one caption)", seed=seed, timestamp="2026-11-27T00:00:00+00:00")]
+        for method, seconds, params in (("altclip", 600.0, 870_784), ("untrained", 0.0, 0)):
+            run = f"train-{method}-all-s{seed}-x"
+            out += [ResultRow(run, "toy", method, "s", "all", "cost/measured", "trainable_parameters", params, seed=seed,
+                              timestamp="2026-11-27T00:00:00+00:00"),
+                    ResultRow(run, "toy", method, "s", "all", "cost/training", "train_seconds", seconds, seed=seed,
+                              timestamp="2026-11-27T00:00:00+00:00")]
+    return out
+
+
+@pytest.fixture
+def results(tmp_path):
+    store = ResultsStore(tmp_path / "results.csv")
+    store.append(rows())
+    return store
+
+
+def test_tables_report_mean_and_std_over_seeds(results):
+    frame = results.read()
+    table = retrieval_table(frame)
+    assert table.loc["altclip", "de"] == "62.0 ± 2.0" and table.loc["altclip", "average"] == "62.0"
+    assert list(table.index) == ["untrained", "altclip"]  # the study's method order
+    generation = generation_table(frame)
+    assert generation.loc[("altclip", "zh"), "consistency with English image"] == "0.600 ± 0.100"
+    quality = method_quality(frame)
+    assert quality.loc["altclip", "mean"] == pytest.approx(0.6) and quality.loc["altclip", "n"] == 3
+    assert to_markdown(pd.DataFrame({"a": [1]}, index=pd.Index(["x"], name="m"))).splitlines()[0] == "| m | a |"
+
+
+def test_write_analysis_draws_every_figure_and_table(results, tmp_path):
+    written = write_analysis(results.path, tmp_path / "fig")
+    names = {p.name for p in written}
+    assert {"retrieval.md", "retrieval.tex", "generation.md", "generation.tex", "quality_vs_cost.png",
+            "quality_vs_cost.svg", "quality_vs_parameters.png", "consistency_by_language.svg"} <= names
+    assert all(p.stat().st_size > 100 for p in written)
+
+
+def test_analysis_notebook_runs_under_papermill_and_writes_its_outputs(results, tmp_path):
+    import json
+    from pathlib import Path
+
+    import nbformat
+    import papermill
+
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "analysis.ipynb"
+    executed = tmp_path / "analysis.ipynb"
+    papermill.execute_notebook(str(notebook), str(executed), kernel_name="python3", progress_bar=False,
+                               parameters={"results_path": str(results.path), "figures_dir": str(tmp_path / "fig")})
+    outputs = ["".join(o.get("text", "")) for c in nbformat.read(executed, as_version=4).cells if c.cell_type == "code"
+               for o in c.outputs if o.get("name") == "stdout"]
+    written = json.loads(outputs[-1])["written"]
+    assert any(p.endswith("quality_vs_cost.png") for p in written) and all(Path(p).exists() for p in written)

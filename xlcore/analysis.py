@@ -1,0 +1,216 @@
+"""The study's tables and figures, drawn only from the results table (the analysis notebook calls these).
+
+Every number is the mean over seeds of the latest run of each (method, language, seed) cell, with the
+standard deviation over seeds beside it ("n=1" where only one seed ran: no error bar is invented).
+
+- `retrieval_table`: world retrieval mean recall (first-caption protocol), method x language;
+- `generation_table`: world FID, CLIP score, compositional accuracy, culture accuracy and consistency,
+  method x language;
+- `quality_cost_figure`: quality (consistency with the English pipeline, the clearest generation signal
+  on the toy world) against measured training time, with the Pareto front;
+- `parameter_efficiency_figure`: the same quality against trainable parameters;
+- `language_bars`: one metric per method and language, with error bars over seeds.
+
+Tables come as Markdown or LaTeX (`to_markdown` / `to_latex`); figures as PNG + SVG via `save_figure`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .plotting import plt, save_figure, use_world_fonts
+from .report import METHOD_ORDER, _latest_runs, _ordered
+from .results import ResultsStore
+
+log = logging.getLogger(__name__)
+
+GENERATION_METRICS = {  # metric -> (column label, format, higher is better)
+    "fid_scorer256": ("world FID (scorer features)", ".0f", False),
+    "clip_score_raw_cos": ("CLIP score (raw cos, English caption)", ".3f", True),
+    "compositional_all": ("compositional accuracy (all asked right)", ".1f", True),
+    "culture_shape": ("culture concept drawn", ".1f", True),
+    "consistency_clip_cos": ("consistency with English image", ".3f", True),
+}
+QUALITY = "consistency_clip_cos"
+
+
+def cell_values(frame: pd.DataFrame, metric: str, protocol_prefix: str | None = None) -> pd.DataFrame:
+    """One value per (method, language, seed) for `metric` from the latest cell runs."""
+    cells = _latest_runs(frame, "cell-")
+    rows = cells[cells["metric"] == metric]
+    if protocol_prefix and rows["protocol"].str.startswith(protocol_prefix).any():
+        rows = rows[rows["protocol"].str.startswith(protocol_prefix)]
+    return rows.groupby(["method", "language", "seed"], as_index=False)["value"].mean()
+
+
+def summarise_seeds(values: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Mean, standard deviation (over seeds; NaN for one seed) and seed count per group."""
+    grouped = values.groupby(by)["value"]
+    return pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=1), "n": grouped.count()}).reset_index()
+
+
+def _cell(mean: float, std: float, n: int, fmt: str) -> str:
+    if math.isnan(mean):
+        return "-"
+    return f"{mean:{fmt}} ± {std:{fmt}}" if n > 1 and not math.isnan(std) else f"{mean:{fmt}} (n=1)"
+
+
+def retrieval_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean recall (first-caption protocol) per method (rows) and language (columns), with an average column."""
+    values = cell_values(frame, "mean_recall", "first-caption")
+    if values.empty:
+        return pd.DataFrame()
+    stats = summarise_seeds(values, ["method", "language"])
+    table = stats.pivot(index="method", columns="language", values="mean")
+    spread = stats.pivot(index="method", columns="language", values="std")
+    counts = stats.pivot(index="method", columns="language", values="n")
+    languages = [lang for lang in ("en", "de", "fr", "cs", "zh", "ja") if lang in table.columns]
+    out = pd.DataFrame(index=_ordered(table.index))
+    for lang in languages:
+        out[lang] = [_cell(table.at[m, lang], spread.at[m, lang], counts.at[m, lang], ".1f")
+                     if not pd.isna(table.at[m, lang]) else "-" for m in out.index]
+    out["average"] = [f"{table.loc[m, languages].mean():.1f}" for m in out.index]
+    out.index.name = "method"
+    return out
+
+
+def generation_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each generation metric (columns) per method and language (rows), mean ± std over seeds."""
+    parts = []
+    for metric, (label, fmt, _) in GENERATION_METRICS.items():
+        values = cell_values(frame, metric)
+        if values.empty:
+            continue
+        stats = summarise_seeds(values, ["method", "language"])
+        stats[label] = [_cell(r["mean"], r["std"], r["n"], fmt) for _, r in stats.iterrows()]
+        parts.append(stats.set_index(["method", "language"])[[label]])
+    if not parts:
+        return pd.DataFrame()
+    table = pd.concat(parts, axis=1).fillna("-")
+    order = {m: i for i, m in enumerate(_ordered(table.index.get_level_values(0).unique()))}
+    return table.sort_index(key=lambda idx: idx.map(order) if idx.name == "method" else idx)
+
+
+def method_quality(frame: pd.DataFrame, metric: str = QUALITY) -> pd.DataFrame:
+    """Per method: `metric` over its non-English cells (English for the backbone), mean and std over seeds."""
+    values = cell_values(frame, metric)
+    values = values[(values["language"] != "en") | (values["method"] == "english-backbone")]
+    per_seed = values.groupby(["method", "seed"], as_index=False)["value"].mean()
+    return summarise_seeds(per_seed, ["method"]).set_index("method")
+
+
+def method_cost(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per method: trainable parameters (largest stage) and training seconds (summed over stages; mean over
+    its training runs) from the latest training runs."""
+    trained = _latest_runs(frame, "train-")
+    params = trained[(trained["benchmark"] == "cost/measured") & (trained["metric"] == "trainable_parameters")]
+    seconds = trained[trained["metric"] == "train_seconds"].groupby(["method", "run_id"])["value"].sum()
+    out = pd.DataFrame({"trainable_parameters": params.groupby("method")["value"].max(),
+                        "train_seconds": seconds.groupby("method").mean()})
+    return out
+
+
+def _scatter(frame: pd.DataFrame, x_column: str, x_label: str, title: str, pareto: bool):
+    use_world_fonts()
+    quality, cost = method_quality(frame), method_cost(frame)
+    data = cost.join(quality, how="inner").dropna(subset=[x_column, "mean"])
+    data = data[data[x_column] > 0]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    if data.empty:
+        ax.text(0.5, 0.5, "no trained methods with quality rows yet", ha="center", transform=ax.transAxes)
+        return fig
+    ax.errorbar(data[x_column], data["mean"], yerr=data["std"].fillna(0), fmt="o", capsize=3)
+    for name, row in data.iterrows():
+        ax.annotate(name, (row[x_column], row["mean"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    if pareto:
+        front, best = [], -np.inf
+        for name, row in data.sort_values(x_column).iterrows():
+            if row["mean"] > best:
+                front.append((row[x_column], row["mean"]))
+                best = row["mean"]
+        ax.step(*zip(*front), where="post", color="tab:red", alpha=0.6, label="Pareto front")
+        ax.legend(fontsize=8)
+    for reference, style in (("english-backbone", "--"), ("untrained", ":")):
+        if reference in quality.index:
+            ax.axhline(quality.at[reference, "mean"], color="grey", linestyle=style, linewidth=1)
+            ax.text(ax.get_xlim()[0], quality.at[reference, "mean"], f" {reference}", fontsize=7, va="bottom", color="grey")
+    ax.set_xscale("log")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("consistency with the English image (cos)")
+    n = int(quality["n"].max()) if not quality.empty else 0
+    ax.set_title(f"{title} (toy world; error bars: std over {n} seed{'s' if n != 1 else ''})", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def quality_cost_figure(frame: pd.DataFrame):
+    return _scatter(frame, "train_seconds", "measured training time (s, 2 CPU cores)", "Quality against training cost",
+                    pareto=True)
+
+
+def parameter_efficiency_figure(frame: pd.DataFrame):
+    return _scatter(frame, "trainable_parameters", "trainable parameters (largest stage)",
+                    "Quality against trainable parameters", pareto=True)
+
+
+def language_bars(frame: pd.DataFrame, metric: str = QUALITY):
+    """Grouped bars: `metric` per language (groups) and method (bars), error bars over seeds."""
+    use_world_fonts()
+    values = cell_values(frame, metric)
+    fig, ax = plt.subplots(figsize=(8.0, 3.6))
+    if values.empty:
+        ax.text(0.5, 0.5, f"no {metric} rows yet", ha="center", transform=ax.transAxes)
+        return fig
+    stats = summarise_seeds(values, ["method", "language"])
+    methods = _ordered(stats["method"].unique())
+    languages = [lang for lang in ("en", "de", "fr", "cs", "zh", "ja") if lang in set(stats["language"])]
+    width = 0.8 / len(methods)
+    for i, name in enumerate(methods):
+        mine = stats[stats["method"] == name].set_index("language")
+        xs = [j + i * width for j, lang in enumerate(languages) if lang in mine.index]
+        ys = [mine.at[lang, "mean"] for lang in languages if lang in mine.index]
+        errors = [0 if pd.isna(mine.at[lang, "std"]) else mine.at[lang, "std"] for lang in languages if lang in mine.index]
+        ax.bar(xs, ys, width, yerr=errors, capsize=2, label=name)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(languages))], languages)
+    ax.set_ylabel(GENERATION_METRICS.get(metric, (metric,))[0])
+    ax.legend(fontsize=6, ncol=2, bbox_to_anchor=(1.01, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A Markdown table (index columns first), without pandas' optional tabulate dependency."""
+    flat = table.reset_index()
+    header = "| " + " | ".join(str(c) for c in flat.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in flat.columns) + " |"
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in flat.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def write_analysis(results_path: str | Path, figures_dir: str | Path, tables_dir: str | Path | None = None) -> list[Path]:
+    """Every table (Markdown and LaTeX) and figure (PNG and SVG) of the analysis; returns the paths."""
+    frame = ResultsStore(results_path).read()
+    figures_dir = Path(figures_dir)
+    tables_dir = Path(tables_dir or figures_dir / "tables")
+    tables_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for name, table in (("retrieval", retrieval_table(frame)), ("generation", generation_table(frame))):
+        if table.empty:
+            continue
+        for suffix, text in ((".md", to_markdown(table)), (".tex", table.to_latex(escape=True))):
+            path = tables_dir / f"{name}{suffix}"
+            path.write_text(text + "\n")
+            written.append(path)
+    written += save_figure(quality_cost_figure(frame), figures_dir / "quality_vs_cost")
+    written += save_figure(parameter_efficiency_figure(frame), figures_dir / "quality_vs_parameters")
+    written += save_figure(language_bars(frame), figures_dir / "consistency_by_language")
+    return written
+
+
+__all__ = ["METHOD_ORDER", "generation_table", "language_bars", "parameter_efficiency_figure", "quality_cost_figure",
+           "retrieval_table", "write_analysis"]
