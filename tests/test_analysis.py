@@ -68,3 +68,14 @@ def test_analysis_notebook_runs_under_papermill_and_writes_its_outputs(results, 
                for o in c.outputs if o.get("name") == "stdout"]
     written = json.loads(outputs[-1])["written"]
     assert any(p.endswith("quality_vs_cost.png") for p in written) and all(Path(p).exists() for p in written)
+
+
+def test_claims_audit_gives_every_claim_a_verdict_from_the_measured_artefacts(results):
+    from xlcore.claims import CONTRADICTED, NOT_MEASURABLE, PARTLY, SUPPORTED, claims_audit
+
+    audit = claims_audit(results.path).set_index("claim")
+    assert set(audit["verdict"]) <= {SUPPORTED, CONTRADICTED, NOT_MEASURABLE, PARTLY}
+    assert "70.1" in audit.loc["mCLIP+ 70.1 mean recall across 7 languages", "this study / the sources"]
+    assert audit.loc["AltDiffusion trainable parameters", "verdict"] == CONTRADICTED
+    assert "19.17M" in audit.loc["AltDiffusion trainable parameters", "this study / the sources"]
+    assert audit.loc["MuLan trainable parameters", "verdict"] == SUPPORTED

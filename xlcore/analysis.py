@@ -199,7 +199,11 @@ def write_analysis(results_path: str | Path, figures_dir: str | Path, tables_dir
     tables_dir = Path(tables_dir or figures_dir / "tables")
     tables_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    for name, table in (("retrieval", retrieval_table(frame)), ("generation", generation_table(frame))):
+    from .claims import claims_audit
+
+    tables = (("retrieval", retrieval_table(frame)), ("generation", generation_table(frame)),
+              ("claims_audit", claims_audit(results_path).set_index("claim")))
+    for name, table in tables:
         if table.empty:
             continue
         for suffix, text in ((".md", to_markdown(table)), (".tex", table.to_latex(escape=True))):
