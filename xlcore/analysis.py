@@ -110,8 +110,13 @@ def method_cost(frame: pd.DataFrame) -> pd.DataFrame:
     trained = _latest_runs(frame, "train-")
     params = trained[(trained["benchmark"] == "cost/measured") & (trained["metric"] == "trainable_parameters")]
     seconds = trained[trained["metric"] == "train_seconds"].groupby(["method", "run_id"])["value"].sum()
+    # A stage that trained (steps > 0) without a recorded time makes the method's time a lower bound.
+    steps = trained[(trained["metric"] == "train_steps") & (trained["value"] > 0)]
+    timed = trained[trained["metric"] == "train_seconds"]
+    untimed = set(steps.set_index(["method", "run_id", "stage"]).index) - set(timed.set_index(["method", "run_id", "stage"]).index)
     out = pd.DataFrame({"trainable_parameters": params.groupby("method")["value"].max(),
                         "train_seconds": seconds.groupby("method").mean()})
+    out["time_complete"] = [not any(m == name for m, _, _ in untimed) for name in out.index]
     return out
 
 
@@ -124,21 +129,29 @@ def _scatter(frame: pd.DataFrame, x_column: str, x_label: str, title: str, paret
     if data.empty:
         ax.text(0.5, 0.5, "no trained methods with quality rows yet", ha="center", transform=ax.transAxes)
         return fig
-    ax.errorbar(data[x_column], data["mean"], yerr=data["std"].fillna(0), fmt="o", capsize=3)
+    lower_bound = (x_column == "train_seconds") & ~data["time_complete"].astype(bool)
+    for hollow, part in ((False, data[~lower_bound]), (True, data[lower_bound])):
+        ax.errorbar(part[x_column], part["mean"], yerr=part["std"].fillna(0), fmt="o", capsize=3, color="tab:blue",
+                    markerfacecolor="white" if hollow else "tab:blue",
+                    label="training time a lower bound (some stages untimed)" if hollow and len(part) else None)
     for name, row in data.iterrows():
-        ax.annotate(name, (row[x_column], row["mean"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        label = f"{name} (≥)" if lower_bound[name] else name
+        ax.annotate(label, (row[x_column], row["mean"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
     if pareto:
         front, best = [], -np.inf
-        for name, row in data.sort_values(x_column).iterrows():
+        for name, row in data[~lower_bound].sort_values(x_column).iterrows():  # lower bounds cannot be on a front
             if row["mean"] > best:
                 front.append((row[x_column], row["mean"]))
                 best = row["mean"]
-        ax.step(*zip(*front), where="post", color="tab:red", alpha=0.6, label="Pareto front")
-        ax.legend(fontsize=8)
+        if front:
+            ax.step(*zip(*front), where="post", color="tab:red", alpha=0.6, label="Pareto front")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     for reference, style in (("english-backbone", "--"), ("untrained", ":")):
         if reference in quality.index:
             ax.axhline(quality.at[reference, "mean"], color="grey", linestyle=style, linewidth=1)
-            ax.text(ax.get_xlim()[0], quality.at[reference, "mean"], f" {reference}", fontsize=7, va="bottom", color="grey")
+            ax.annotate(reference, (0.99, quality.at[reference, "mean"]), xycoords=("axes fraction", "data"),
+                        ha="right", va="bottom", fontsize=7, color="grey")
     ax.set_xscale("log")
     ax.set_xlabel(x_label)
     ax.set_ylabel("consistency with the English image (cos)")
@@ -175,7 +188,7 @@ def language_bars(frame: pd.DataFrame, metric: str = QUALITY):
         xs = [j + i * width for j, lang in enumerate(languages) if lang in mine.index]
         ys = [mine.at[lang, "mean"] for lang in languages if lang in mine.index]
         errors = [0 if pd.isna(mine.at[lang, "std"]) else mine.at[lang, "std"] for lang in languages if lang in mine.index]
-        ax.bar(xs, ys, width, yerr=errors, capsize=2, label=name)
+        ax.bar(xs, ys, width, yerr=errors, capsize=2, label=name, color=plt.get_cmap("tab20").colors[i % 20])
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(languages))], languages)
     ax.set_ylabel(GENERATION_METRICS.get(metric, (metric,))[0])
     ax.legend(fontsize=6, ncol=2, bbox_to_anchor=(1.01, 1), loc="upper left")

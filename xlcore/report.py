@@ -84,13 +84,16 @@ def methods_table(results_path: str | Path) -> str:
         params = cost[cost["metric"] == "trainable_parameters"]["value"]
         share = cost[cost["metric"] == "trainable_share_pct"]["value"]
         seconds = trained[(trained["method"] == name) & (trained["metric"] == "train_seconds")].groupby("run_id")["value"].sum()
+        stages = trained[(trained["method"] == name) & (trained["metric"] == "train_steps") & (trained["value"] > 0)]
+        timed = trained[(trained["method"] == name) & (trained["metric"] == "train_seconds")]
+        bound = "≥" if len(stages) > len(timed) else ""  # some stage trained without a recorded time
         lines.append(
             f"| {name} | {languages} | {mean_of(targets, 'mean_recall', protocol='first-caption')} | "
             f"{mean_of(targets, 'compositional_all')} | {mean_of(targets, 'culture_shape')} | "
             f"{mean_of(targets, 'consistency_clip_cos', '.3f')} | {mean_of(targets, 'clip_score_raw_cos', '.3f')} | "
             f"{mean_of(targets, 'fid_scorer256', '.0f')} | {'0' if params.empty else f'{int(params.max()):,}'} | "
             f"{'-' if share.empty else f'{share.max():.1f}%'} | "
-            f"{'-' if seconds.empty else f'{seconds.mean() / 60:.1f} min'} | {rows['notes'].iloc[0] or ''} |")
+            f"{'-' if seconds.empty else f'{bound}{seconds.mean() / 60:.1f} min'} | {rows['notes'].iloc[0] or ''} |")
     return "\n".join(lines)
 
 
