@@ -28,7 +28,7 @@ def test_smoke_study_writes_results_and_figures_and_resumes(tmp_path):
     args = ["study", "--smoke", "--set", f"output_dir={tmp_path / 'runs'}", "--set", f"figures_dir={tmp_path / 'fig'}"]
     first = run_cli(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert "Study finished. Outputs:" in first.stdout
+    assert "Study finished in" in first.stdout and "Outputs:" in first.stdout
     results = ResultsStore(tmp_path / "runs" / "toy" / "results.csv")
     frame = results.read()
     assert (tmp_path / "fig" / "world_samples.png").stat().st_size > 10_000

@@ -18,8 +18,10 @@ def _study(args: argparse.Namespace) -> int:
 
     overrides = dict(parse_override(text) for text in args.set)
     config = load_preset(args.preset, smoke=args.smoke, overrides=overrides)
+    start = time.monotonic()
     ctx = run_study(config)
-    print("\nStudy finished. Outputs:")
+    print(f"\nStudy finished in {(time.monotonic() - start) / 60:.1f} min (work already in the results table is "
+          "skipped). Outputs:")
     for path in dict.fromkeys(ctx.written):
         print(f"  {path}")
     return 0
