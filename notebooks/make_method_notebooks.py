@@ -101,6 +101,14 @@ smoke: bool = False  # shrink every size for a quick check (the tests run this)
 output_dir: str = "papermill_runs"  # runs, checkpoints and the results table live under <output_dir>/<preset>/'''
 
 
+def with_kernel(cells: list) -> nbformat.NotebookNode:
+    """A notebook of `cells` that names the project's kernel (the one `make lab` registers)."""
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = KERNEL
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
 def notebook(name: str) -> nbformat.NotebookNode:
     title, prose, diagram = PROSE[name]
     cls = METHODS.get(name)
@@ -131,10 +139,7 @@ def notebook(name: str) -> nbformat.NotebookNode:
                                       "summary line below is what the tests read back."),
         nbformat.v4.new_code_cell("import json\n\nrun.write(measurements)\nprint(json.dumps(run.summary()))"),
     ]
-    nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = KERNEL
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
+    return with_kernel(cells)
 
 
 def evaluation_notebook() -> nbformat.NotebookNode:
@@ -160,10 +165,7 @@ def evaluation_notebook() -> nbformat.NotebookNode:
             "show(generation_figure(generation))"),
         nbformat.v4.new_code_cell("import json\n\nrun.write(measurements)\nprint(json.dumps(run.summary()))"),
     ]
-    nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = KERNEL
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
+    return with_kernel(cells)
 
 
 def analysis_notebook() -> nbformat.NotebookNode:
@@ -198,10 +200,7 @@ def analysis_notebook() -> nbformat.NotebookNode:
             "import json\n\nwritten = analysis.write_analysis(results_path, figures_dir)\n"
             "print(json.dumps({'written': [str(p) for p in written]}))"),
     ]
-    nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = KERNEL
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
+    return with_kernel(cells)
 
 
 def main() -> None:
