@@ -62,7 +62,7 @@ def test_smoke_study_writes_results_and_figures_and_resumes(tmp_path):
         assert summary["rows"] == done["rows"] == len(mine) > 5
         for metric in ("compositional_all", "consistency_clip_cos", "clip_score_raw_cos", "fid_scorer256"):
             assert summary[metric] == pytest.approx(mine[mine["metric"] == metric]["value"].item())
-    for name in ("quality_vs_cost", "quality_vs_parameters", "consistency_by_language"):
+    for name in ("quality_vs_cost", "quality_vs_parameters", "consistency_by_language", "side_by_side"):
         assert (tmp_path / "fig" / f"{name}.png").stat().st_size > 5_000 and (tmp_path / "fig" / f"{name}.svg").exists()
     retrieval = (tmp_path / "fig" / "tables" / "retrieval.md").read_text()
     assert "| trikd |" in retrieval and "(n=1)" in retrieval

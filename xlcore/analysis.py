@@ -231,3 +231,88 @@ def write_analysis(results_path: str | Path, figures_dir: str | Path, tables_dir
 
 __all__ = ["METHOD_ORDER", "generation_table", "language_bars", "parameter_efficiency_figure", "quality_cost_figure",
            "retrieval_table", "write_analysis"]
+
+
+def side_by_side_grid(output_dir: str | Path, preset: str = "toy", seed: int = 0, prompt_index: int = 0,
+                      languages: tuple[str, ...] = ("en", "de", "fr", "cs", "zh", "ja"), steps: int = 25,
+                      guidance_scale: float = 4.0):
+    """The same prompt in every language through every trained method (rows) and the English backbone,
+    with the same noise: what cross-lingual consistency measures, as pictures. Methods not trained for a
+    language (per-language methods) leave that square empty. Returns the figure."""
+    import dataclasses
+
+    from .backbone import load_backbone
+    from .cell import Cell, train_dir
+    from .config import GenerationEvalConfig, load_preset
+    from .errors import UnknownLanguageError
+    from .evaluate.common import EnglishBackbone
+    from .evaluate.generation import draw, seeds_for
+    from .methods._base import build_method, load_method
+    from .registry import METHODS
+    from .world import World
+
+    use_world_fonts()
+    study = load_preset(preset)
+    world = World(study.world)
+    backbone = load_backbone(preset)
+    prompt = world.generation_prompts()[prompt_index]
+    config = dataclasses.replace(GenerationEvalConfig(), steps=steps, guidance_scale=guidance_scale, batch_size=1)
+    systems: dict[str, object] = {"english-backbone": EnglishBackbone(backbone)}
+    for name in _ordered(METHODS.names()):
+        cls = METHODS.get(name)
+        if cls.per_language:  # one trained model per language: a dict language -> method
+            trained = {}
+            for lang in languages:
+                folder = train_dir(output_dir, Cell(preset, name, lang, seed), True) / "method"
+                if (folder / "method.json").exists():
+                    trained[lang] = load_method(folder, backbone)
+            if trained:
+                systems[name] = trained
+            continue
+        folder = train_dir(output_dir, Cell(preset, name, "all", seed), False) / "method"
+        if (folder / "method.json").exists():
+            systems[name] = load_method(folder, backbone)
+            continue
+        method = build_method(name, backbone, languages=world.languages, seed=seed)
+        if not method.stages:  # the baselines have nothing to train
+            systems[name] = method
+    fig, axes = plt.subplots(len(systems), len(languages), figsize=(1.25 * len(languages) + 1.6, 1.25 * len(systems)),
+                             squeeze=False)
+    for r, (name, system) in enumerate(systems.items()):
+        for c, lang in enumerate(languages):
+            ax = axes[r, c]
+            ax.set_xticks([]), ax.set_yticks([])
+            chosen = system.get(lang) if isinstance(system, dict) else system
+            image = None
+            if chosen is not None:
+                try:
+                    image = draw(chosen, [prompt.captions[lang]], lang, seeds_for([prompt], seed), config)[0]
+                except UnknownLanguageError:
+                    image = None
+            if image is None:
+                ax.set_facecolor("#eeeeee")
+            else:
+                ax.imshow(image.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
+            if r == 0:
+                ax.set_title(lang, fontsize=8)
+        axes[r, 0].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+    fig.suptitle(f"One prompt in {len(languages)} languages, same noise (seed {seed}), every method; grey: not "
+                 "trained for that language", fontsize=8)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.text(0.02, 0.005, "\n".join(f"{lang}: {prompt.captions[lang]}" for lang in languages), fontsize=6, va="bottom")
+    return fig
+
+
+def trained_everywhere(output_dir: str | Path, preset: str, seed: int, languages: tuple[str, ...]) -> bool:
+    """Whether every trainable method has its training run here (for all of `languages` if per-language)."""
+    from .cell import Cell, train_dir
+    from .registry import METHODS
+
+    for name in METHODS.names():
+        cls = METHODS.get(name)
+        scopes = [lang for lang in languages if lang != "en"] if cls.per_language else ["all"]
+        for scope in scopes:
+            folder = train_dir(output_dir, Cell(preset, name, scope, seed), cls.per_language) / "method"
+            if not (folder / "method.json").exists() and name not in ("untrained", "translate_oracle"):
+                return False
+    return True

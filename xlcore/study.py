@@ -156,6 +156,22 @@ def analysis(ctx: StudyContext) -> list[ResultRow]:
     return []
 
 
+def side_by_side(ctx: StudyContext) -> list[ResultRow]:
+    """One prompt in six languages through every trained method (figures/side_by_side). Drawn only where
+    every method's training run is on this machine, so a fresh clone keeps the committed figure."""
+    from .analysis import side_by_side_grid, trained_everywhere
+    from .plotting import save_figure
+
+    config = ctx.config
+    if config.preset != "toy" or not trained_everywhere(config.output_dir, config.preset, config.seed,
+                                                         tuple(config.method_languages)):
+        log.info("side-by-side grid: not every method's training run is here; keeping the committed figure")
+        return []
+    figure = side_by_side_grid(config.output_dir, config.preset, config.seed, steps=config.sampling_steps)
+    ctx.written += save_figure(figure, ctx.figures_dir / "side_by_side")
+    return []
+
+
 def world_figure(ctx: StudyContext) -> list[ResultRow]:
     """Write the sample grid (images with their captions in every language) to figures/."""
     ctx.written += sample_grid(ctx.world, ctx.figures_dir / "world_samples")
@@ -168,6 +184,7 @@ STEPS: list[tuple[str, Callable[[StudyContext], list[ResultRow]]]] = [
     ("toy backbone quality", backbone_quality),
     ("methods: train and evaluate (papermill sweep)", sweep_methods),
     ("analysis: tables and figures", analysis),
+    ("side-by-side image grid", side_by_side),
 ]
 
 
