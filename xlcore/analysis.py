@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .plotting import plt, save_figure, use_world_fonts
-from .report import METHOD_ORDER, _latest_runs, _ordered
+from .report import METHOD_ORDER, _latest_runs, _ordered, method_cost
 from .results import ResultsStore
 
 log = logging.getLogger(__name__)
@@ -102,22 +102,6 @@ def method_quality(frame: pd.DataFrame, metric: str = QUALITY) -> pd.DataFrame:
     values = values[(values["language"] != "en") | (values["method"] == "english-backbone")]
     per_seed = values.groupby(["method", "seed"], as_index=False)["value"].mean()
     return summarise_seeds(per_seed, ["method"]).set_index("method")
-
-
-def method_cost(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per method: trainable parameters (largest stage) and training seconds (summed over stages; mean over
-    its training runs) from the latest training runs."""
-    trained = _latest_runs(frame, "train-")
-    params = trained[(trained["benchmark"] == "cost/measured") & (trained["metric"] == "trainable_parameters")]
-    seconds = trained[trained["metric"] == "train_seconds"].groupby(["method", "run_id"])["value"].sum()
-    # A stage that trained (steps > 0) without a recorded time makes the method's time a lower bound.
-    steps = trained[(trained["metric"] == "train_steps") & (trained["value"] > 0)]
-    timed = trained[trained["metric"] == "train_seconds"]
-    untimed = set(steps.set_index(["method", "run_id", "stage"]).index) - set(timed.set_index(["method", "run_id", "stage"]).index)
-    out = pd.DataFrame({"trainable_parameters": params.groupby("method")["value"].max(),
-                        "train_seconds": seconds.groupby("method").mean()})
-    out["time_complete"] = [not any(m == name for m, _, _ in untimed) for name in out.index]
-    return out
 
 
 def _scatter(frame: pd.DataFrame, x_column: str, x_label: str, title: str, pareto: bool):

@@ -261,7 +261,7 @@ class CellRun:
         else:
             self.results.save_config(self.evaluation)
             self.rows = write_measurements(measurements, run, self.results)
-        ResultsStore(self.dir / "results.csv").path.unlink(missing_ok=True)
+        (self.dir / "results.csv").unlink(missing_ok=True)
         ResultsStore(self.dir / "results.csv").append(self.rows)
         atomic_write_bytes(self.dir / "done.json", (json.dumps({"run_id": self.run_id, "rows": len(self.rows)}) + "\n").encode())
         return self.rows

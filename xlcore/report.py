@@ -51,6 +51,22 @@ def _ordered(names) -> list[str]:
     return sorted(names, key=lambda n: (METHOD_ORDER.index(n) if n in METHOD_ORDER else len(METHOD_ORDER), n))
 
 
+def method_cost(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per method: trainable parameters (largest stage) and training seconds (summed over stages; mean over
+    its training runs) from the latest training runs."""
+    trained = _latest_runs(frame, "train-")
+    params = trained[(trained["benchmark"] == "cost/measured") & (trained["metric"] == "trainable_parameters")]
+    seconds = trained[trained["metric"] == "train_seconds"].groupby(["method", "run_id"])["value"].sum()
+    # A stage that trained (steps > 0) without a recorded time makes the method's time a lower bound.
+    steps = trained[(trained["metric"] == "train_steps") & (trained["value"] > 0)]
+    timed = trained[trained["metric"] == "train_seconds"]
+    untimed = set(steps.set_index(["method", "run_id", "stage"]).index) - set(timed.set_index(["method", "run_id", "stage"]).index)
+    out = pd.DataFrame({"trainable_parameters": params.groupby("method")["value"].max(),
+                        "train_seconds": seconds.groupby("method").mean()})
+    out["time_complete"] = [not any(m == name for m, _, _ in untimed) for name in out.index]
+    return out
+
+
 def methods_table(results_path: str | Path) -> str:
     """Each system's evaluation, averaged over its non-English languages and seeds (English for the backbone),
     with cost.
@@ -64,6 +80,7 @@ def methods_table(results_path: str | Path) -> str:
     frame = ResultsStore(results_path).read()
     evaluated = _latest_runs(frame, "cell-")
     trained = _latest_runs(frame, "train-")
+    costs = method_cost(frame)
     if evaluated.empty:
         return "(no evaluation rows yet: run `make study`)"
     lines = ["| method | languages | retrieval mean recall | compositional all | culture concept | consistency | "
@@ -80,20 +97,18 @@ def methods_table(results_path: str | Path) -> str:
         rows = evaluated[evaluated["method"] == name]
         targets = rows[rows["language"] != "en"] if name != "english-backbone" else rows
         languages = ", ".join(sorted(targets["language"].unique()))
-        cost = trained[(trained["method"] == name) & (trained["benchmark"] == "cost/measured")]
-        params = cost[cost["metric"] == "trainable_parameters"]["value"]
-        share = cost[cost["metric"] == "trainable_share_pct"]["value"]
-        seconds = trained[(trained["method"] == name) & (trained["metric"] == "train_seconds")].groupby("run_id")["value"].sum()
-        stages = trained[(trained["method"] == name) & (trained["metric"] == "train_steps") & (trained["value"] > 0)]
-        timed = trained[(trained["method"] == name) & (trained["metric"] == "train_seconds")]
-        bound = "≥" if len(stages) > len(timed) else ""  # some stage trained without a recorded time
+        share = trained[(trained["method"] == name) & (trained["benchmark"] == "cost/measured")
+                        & (trained["metric"] == "trainable_share_pct")]["value"]
+        params = costs.at[name, "trainable_parameters"] if name in costs.index else float("nan")
+        seconds = costs.at[name, "train_seconds"] if name in costs.index else float("nan")
+        bound = "" if name not in costs.index or costs.at[name, "time_complete"] else "≥"  # a stage trained untimed
         lines.append(
             f"| {name} | {languages} | {mean_of(targets, 'mean_recall', protocol='first-caption')} | "
             f"{mean_of(targets, 'compositional_all')} | {mean_of(targets, 'culture_shape')} | "
             f"{mean_of(targets, 'consistency_clip_cos', '.3f')} | {mean_of(targets, 'clip_score_raw_cos', '.3f')} | "
-            f"{mean_of(targets, 'fid_scorer256', '.0f')} | {'0' if params.empty else f'{int(params.max()):,}'} | "
+            f"{mean_of(targets, 'fid_scorer256', '.0f')} | {'0' if pd.isna(params) else f'{int(params):,}'} | "
             f"{'-' if share.empty else f'{share.max():.1f}%'} | "
-            f"{'-' if seconds.empty else f'{bound}{seconds.mean() / 60:.1f} min'} | {rows['notes'].iloc[0] or ''} |")
+            f"{'-' if pd.isna(seconds) else f'{bound}{seconds / 60:.1f} min'} | {rows['notes'].iloc[0] or ''} |")
     return "\n".join(lines)
 
 

@@ -18,7 +18,6 @@ backbone's reference cells) in a fresh papermill process into `<output_dir>/<pre
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -120,7 +119,7 @@ def recorded_run_ids(config: SweepConfig) -> dict[Cell, str]:
     ships its table has no cell folders, and must not recompute what the table holds)."""
     from .backbone import load_backbone
     from .cell import cell_identity
-    from .config import apply_smoke, load_preset
+    from .config import load_preset
     from .results import ResultsStore
 
     store = ResultsStore(Path(config.output_dir) / config.preset / "results.csv")
@@ -128,7 +127,6 @@ def recorded_run_ids(config: SweepConfig) -> dict[Cell, str]:
     if not recorded:
         return {}
     study = load_preset(config.preset, smoke=config.smoke)
-    study = dataclasses.replace(apply_smoke(study), smoke=True) if config.smoke and not study.smoke else study
     fingerprint = load_backbone(config.preset).fingerprint()
     out = {}
     for cell in grid(config):
@@ -240,6 +238,3 @@ def slurm_script(config: SweepConfig, path: str | Path, *, partition: str = "", 
     path.write_text("\n".join(lines))
     return path
 
-
-def with_overrides(config: SweepConfig, **changes) -> SweepConfig:
-    return dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})

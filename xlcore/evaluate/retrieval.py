@@ -128,12 +128,12 @@ class RetrievalSet:
 def world_retrieval_set(world, lang: str, captions_per_image: int = 1) -> RetrievalSet:
     """The world's retrieval test split in `lang`: its parallel caption, plus `captions_per_image - 1`
     paraphrases (other templates of the same grammar), for the all-captions protocol."""
-    from ..world import image_to_tensor
+    from ..world import get_grammar, image_to_tensor
 
     world.check_language(lang)
     test = world.retrieval_test()
     items = [test.item(i) for i in range(len(test))]
-    n_templates = 4
+    n_templates = get_grammar(lang).n_templates
     if not 1 <= captions_per_image <= n_templates:
         raise ValueError(f"captions_per_image must be 1..{n_templates} (the grammars' paraphrase templates)")
     captions = []
