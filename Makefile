@@ -13,13 +13,14 @@ export HF_DATASETS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup study test help pretrain-toy lab
+.PHONY: setup study test help pretrain-toy lab demo demo-screenshots browser
 
 help:
 	@echo "make study   run the whole toy study (offline, CPU) and write results and figures"
 	@echo "make test    run the test suite"
 	@echo "make setup   only create .venv and install the pinned environment"
 	@echo "make lab     open JupyterLab on notebooks/ with this environment as the 'xlcore' kernel"
+	@echo "make demo    serve the Gradio demo on http://127.0.0.1:7860 (the toy study's seed-0 runs)"
 
 # torch and torchvision are pinned in the lock file (2.14.1 / 0.29.1); pip takes them from the local
 # wheel cache where one exists. The stamp records that the lock file was installed; it is remade only
@@ -36,8 +37,24 @@ setup: $(STAMP)
 study: $(STAMP)
 	$(PY) -m xlcore study --preset toy
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest
+
+# The demo's browser test drives Debian's chromium (Playwright's own browser download is not used). As
+# root it is installed once with apt-get; otherwise the test is skipped and says how to install it.
+browser:
+	@command -v chromium > /dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing Debian's chromium for the demo's browser test"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null; \
+		else echo "chromium is missing: the browser test will be skipped (sudo apt-get install chromium)"; fi; }
+
+demo: $(STAMP)
+	$(PY) demo/app.py
+
+# The README's screenshots of the demo: the browser test, keeping its screenshots in figures/demo/.
+demo-screenshots: $(STAMP) browser
+	XLCORE_DEMO_SCREENSHOTS=figures/demo $(PY) -m pytest -q tests/test_demo_browser.py
 
 # The notebooks' metadata and the sweep both name the kernel 'xlcore': register this environment as it
 # (inside .venv, so nothing outside the project changes), then open JupyterLab on the notebooks.

@@ -98,7 +98,8 @@ seed: int = 0  # seed of the initial weights, the training batches and noise, an
 budget: float = 1.0  # share of each stage's training steps to run, in (0, 1]
 n_prompts: int = 40  # generation prompts evaluated in this language
 smoke: bool = False  # shrink every size for a quick check (the tests run this)
-output_dir: str = "papermill_runs"  # runs, checkpoints and the results table live under <output_dir>/<preset>/'''
+output_dir: str = "papermill_runs"  # runs, checkpoints and the results table live under <output_dir>/<preset>/
+overrides: dict = {}  # study settings changed from the preset, by dotted name, e.g. {"evaluation.n_culture": 10}'''
 
 
 def with_kernel(cells: list) -> nbformat.NotebookNode:
@@ -126,7 +127,7 @@ def notebook(name: str) -> nbformat.NotebookNode:
             "from xlcore.cell import Cell, CellRun, generation_figure\n"
             "from xlcore.plotting import show\n\n"
             f"run = CellRun(Cell(preset, {name!r}, language, seed), smoke=smoke, output_dir=output_dir, budget=budget,\n"
-            "              n_prompts=n_prompts)\n"
+            "              n_prompts=n_prompts, overrides=overrides)\n"
             "display(Markdown(run.parameter_table()))"),
         nbformat.v4.new_markdown_cell("## Train\n\nEvery stage runs on the one `Trainer`: checkpoints every few minutes, "
                                       "resumes after an interruption, reuses a finished run."),
@@ -159,7 +160,8 @@ def evaluation_notebook() -> nbformat.NotebookNode:
         nbformat.v4.new_code_cell(
             "from xlcore.cell import Cell, CellRun, generation_figure\n"
             "from xlcore.plotting import show\n\n"
-            "run = CellRun(Cell(preset, method, language, seed), smoke=smoke, output_dir=output_dir, n_prompts=n_prompts)\n"
+            "run = CellRun(Cell(preset, method, language, seed), smoke=smoke, output_dir=output_dir, n_prompts=n_prompts,\n"
+            "              overrides=overrides)\n"
             "run.load_trained()\n"
             "measurements, generation = run.evaluate()\n"
             "show(generation_figure(generation))"),

@@ -71,6 +71,18 @@ def test_a_failing_cell_is_recorded_and_the_others_finish(tmp_path):
     assert [o.status for o in run_sweep(config, progress=False)] == ["done", "skipped"]
 
 
+def test_study_settings_reach_every_cell(tmp_path):
+    config = sweep(tmp_path, methods=("translate_oracle",), languages=("de",),
+                   overrides=("retrieval_captions_per_image=1", "evaluation.guidance_scale=2.5"))
+    assert [o.status for o in run_sweep(config, progress=False)] == ["done"]
+    params = json.loads((tmp_path / "runs" / "toy" / "translate_oracle" / "de" / "0" / "params.json").read_text())
+    assert params["evaluation"]["retrieval_captions_per_image"] == 1
+    assert params["evaluation"]["generation"]["guidance_scale"] == 2.5
+    frame = ResultsStore(tmp_path / "runs" / "toy" / "results.csv").read()
+    assert set(frame[frame["metric"] == "mean_recall"]["protocol"].str.split(" ").str[0]) == {"all-captions"}
+    assert [o.status for o in run_sweep(config, progress=False)] == ["skipped"]  # recorded under the same settings
+
+
 def test_the_sweep_resumes_after_a_kill_without_redoing_cells_or_duplicating_rows(tmp_path):
     args = [sys.executable, "-m", "xlcore", "sweep", "--smoke", "--methods", "untrained,translate", "--languages",
             "de,zh", "--seeds", "0", "--prompts", "2", "--no-english-reference", "--output-dir", str(tmp_path / "runs")]

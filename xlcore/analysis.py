@@ -104,6 +104,51 @@ def method_quality(frame: pd.DataFrame, metric: str = QUALITY) -> pd.DataFrame:
     return summarise_seeds(per_seed, ["method"]).set_index("method")
 
 
+COST_AXES = {  # column of `quality_points` -> axis title
+    "trainable_parameters": "trainable parameters (largest stage)",
+    "train_seconds": "measured training time (s, the study's machine)",
+    "extrapolated_gpu_hours": "GPU-hours at the published budget (extrapolated from measured FLOPs)",
+}
+
+
+def extrapolated_gpu_hours(frame: pd.DataFrame) -> pd.Series:
+    """Per method: GPU-hours of its published training budget, summed over stages (methods without one: absent)."""
+    trained = _latest_runs(frame, "train-")
+    rows = trained[(trained["benchmark"] == "cost/extrapolated") & (trained["metric"] == "extrapolated_gpu_hours")]
+    per_run = rows.groupby(["method", "run_id"])["value"].sum()
+    return per_run.groupby("method").mean()
+
+
+def quality_points(frame: pd.DataFrame, metric: str = QUALITY, language: str | None = None) -> pd.DataFrame:
+    """One row per method: `metric` (mean and std over seeds) in `language` (None: over the method's
+    non-English languages, English for the backbone), its costs (`COST_AXES`), and whether it lies on the
+    Pareto front of quality against each cost (`front_<cost column>`; higher quality and lower cost win;
+    metrics where lower is better are flipped)."""
+    values = cell_values(frame, metric, "first-caption" if metric == "mean_recall" else None)
+    if language is None:
+        values = values[(values["language"] != "en") | (values["method"] == "english-backbone")]
+    else:
+        values = values[values["language"] == language]
+    per_seed = values.groupby(["method", "seed"], as_index=False)["value"].mean()
+    points = summarise_seeds(per_seed, ["method"]).set_index("method")
+    points = points.join(method_cost(frame)).join(extrapolated_gpu_hours(frame).rename("extrapolated_gpu_hours"))
+    higher_better = GENERATION_METRICS.get(metric, (None, None, True))[2]
+    for column in COST_AXES:
+        on_front, best = set(), -np.inf
+        candidates = points.dropna(subset=[column, "mean"])
+        candidates = candidates[candidates[column] > 0]
+        if column == "train_seconds" and "time_complete" in candidates:
+            candidates = candidates[candidates["time_complete"].fillna(False).astype(bool)]
+        for name, row in candidates.sort_values(column).iterrows():
+            score = row["mean"] if higher_better else -row["mean"]
+            if score > best:
+                on_front.add(name)
+                best = score
+        points[f"front_{column}"] = [name in on_front for name in points.index]
+    points.index.name = "method"
+    return points.loc[_ordered(points.index)].reset_index()
+
+
 def _scatter(frame: pd.DataFrame, x_column: str, x_label: str, title: str, pareto: bool):
     use_world_fonts()
     quality, cost = method_quality(frame), method_cost(frame)
@@ -223,60 +268,27 @@ def side_by_side_grid(output_dir: str | Path, preset: str = "toy", seed: int = 0
     """The same prompt in every language through every trained method (rows) and the English backbone,
     with the same noise: what cross-lingual consistency measures, as pictures. Methods not trained for a
     language (per-language methods) leave that square empty. Returns the figure."""
-    import dataclasses
-
-    from .backbone import load_backbone
-    from .cell import Cell, train_dir
-    from .config import GenerationEvalConfig, load_preset
-    from .errors import UnknownLanguageError
-    from .evaluate.common import EnglishBackbone
-    from .evaluate.generation import draw, seeds_for
-    from .methods._base import build_method, load_method
-    from .registry import METHODS
-    from .world import World
+    from .cell import ENGLISH_BACKBONE
+    from .evaluate.generation import seeds_for
+    from .serving import Catalogue
 
     use_world_fonts()
-    study = load_preset(preset)
-    world = World(study.world)
-    backbone = load_backbone(preset)
-    prompt = world.generation_prompts()[prompt_index]
-    config = dataclasses.replace(GenerationEvalConfig(), steps=steps, guidance_scale=guidance_scale, batch_size=1)
-    systems: dict[str, object] = {"english-backbone": EnglishBackbone(backbone)}
-    for name in _ordered(METHODS.names()):
-        cls = METHODS.get(name)
-        if cls.per_language:  # one trained model per language: a dict language -> method
-            trained = {}
-            for lang in languages:
-                folder = train_dir(output_dir, Cell(preset, name, lang, seed), True) / "method"
-                if (folder / "method.json").exists():
-                    trained[lang] = load_method(folder, backbone)
-            if trained:
-                systems[name] = trained
-            continue
-        folder = train_dir(output_dir, Cell(preset, name, "all", seed), False) / "method"
-        if (folder / "method.json").exists():
-            systems[name] = load_method(folder, backbone)
-            continue
-        method = build_method(name, backbone, languages=world.languages, seed=seed)
-        if not method.stages:  # the baselines have nothing to train
-            systems[name] = method
-    fig, axes = plt.subplots(len(systems), len(languages), figsize=(1.25 * len(languages) + 1.6, 1.25 * len(systems)),
+    catalogue = Catalogue(output_dir, preset, seed, languages=languages, steps=steps, guidance_scale=guidance_scale)
+    prompt = catalogue.world.generation_prompts()[prompt_index]
+    noise = seeds_for([prompt], seed)[0]  # the noise the evaluation gave this prompt
+    names = [ENGLISH_BACKBONE] + [name for name, entry in catalogue.entries.items()
+                                  if entry.folders or not entry.trainable]
+    fig, axes = plt.subplots(len(names), len(languages), figsize=(1.25 * len(languages) + 1.6, 1.25 * len(names)),
                              squeeze=False)
-    for r, (name, system) in enumerate(systems.items()):
-        for c, lang in enumerate(languages):
+    for r, name in enumerate(names):
+        drawn = catalogue.draw_languages(name, {lang: prompt.captions[lang] for lang in languages}, seed=noise)
+        for c, (lang, result) in enumerate(zip(languages, drawn)):
             ax = axes[r, c]
             ax.set_xticks([]), ax.set_yticks([])
-            chosen = system.get(lang) if isinstance(system, dict) else system
-            image = None
-            if chosen is not None:
-                try:
-                    image = draw(chosen, [prompt.captions[lang]], lang, seeds_for([prompt], seed), config)[0]
-                except UnknownLanguageError:
-                    image = None
-            if image is None:
-                ax.set_facecolor("#eeeeee")
+            if result.ok:
+                ax.imshow(result.image.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
             else:
-                ax.imshow(image.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
+                ax.set_facecolor("#eeeeee")
             if r == 0:
                 ax.set_title(lang, fontsize=8)
         axes[r, 0].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
@@ -288,15 +300,18 @@ def side_by_side_grid(output_dir: str | Path, preset: str = "toy", seed: int = 0
 
 
 def trained_everywhere(output_dir: str | Path, preset: str, seed: int, languages: tuple[str, ...]) -> bool:
-    """Whether every trainable method has its training run here (for all of `languages` if per-language)."""
+    """Whether every trainable method has its training run in `output_dir` (for all of `languages` if
+    per-language)."""
     from .cell import Cell, train_dir
+    from .methods._base import UntrainableMethod
     from .registry import METHODS
 
     for name in METHODS.names():
         cls = METHODS.get(name)
+        if issubclass(cls, UntrainableMethod):
+            continue
         scopes = [lang for lang in languages if lang != "en"] if cls.per_language else ["all"]
         for scope in scopes:
-            folder = train_dir(output_dir, Cell(preset, name, scope, seed), cls.per_language) / "method"
-            if not (folder / "method.json").exists() and name not in ("untrained", "translate_oracle"):
+            if not (train_dir(output_dir, Cell(preset, name, scope, seed), cls.per_language) / "method" / "method.json").exists():
                 return False
     return True

@@ -125,7 +125,8 @@ class CellRun:
     """What a method notebook does, step by step (each step is one notebook cell)."""
 
     def __init__(self, cell: Cell, *, smoke: bool = False, output_dir: str | Path = "papermill_runs",
-                 budget: float = 1.0, n_prompts: int | None = None, study: StudyConfig | None = None):
+                 budget: float = 1.0, n_prompts: int | None = None, study: StudyConfig | None = None,
+                 overrides: dict[str, Any] | None = None):
         from .backbone import load_backbone
         from .registry import METHODS
         from .world import World
@@ -133,7 +134,7 @@ class CellRun:
         if not 0 < budget <= 1:
             raise ConfigError(f"budget is the share of each stage's steps to train, in (0, 1]; got {budget}")
         self.cell, self.output_dir, self.budget = cell, Path(output_dir), budget
-        self.study = study or load_preset(cell.preset, smoke=smoke)
+        self.study = study or load_preset(cell.preset, smoke=smoke, overrides=overrides)
         if smoke and not self.study.smoke:
             self.study = dataclasses.replace(apply_smoke(self.study), smoke=True)
         self.smoke = self.study.smoke

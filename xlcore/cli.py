@@ -98,7 +98,8 @@ def _sweep(args: argparse.Namespace) -> int:
     config = SweepConfig(preset=args.preset, methods=listed(args.methods), languages=listed(args.languages),
                          seeds=seeds, budget=args.budget, n_prompts=args.prompts, smoke=args.smoke,
                          output_dir=args.output_dir, kernel=args.kernel, gpus=gpus,
-                         english_reference=not args.no_english_reference)
+                         english_reference=not args.no_english_reference, retrain=args.retrain,
+                         overrides=tuple(args.set))
     cells = grid(config)
     if args.emit_slurm:
         print(f"wrote {slurm_script(config, args.emit_slurm)} ({len(cells)} tasks); submit it with sbatch")
@@ -159,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--output-dir", default="papermill_runs")
     sweep.add_argument("--kernel", default="xlcore", help="Jupyter kernel (registered for this environment if missing)")
     sweep.add_argument("--gpus", default="", help="comma-separated GPU indices: one worker per GPU")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="change a study setting for every cell (dotted name, as `study --set`)")
+    sweep.add_argument("--retrain", action="store_true",
+                       help="rerun cells already in the results table whose training run is not here (gets the weights)")
     sweep.add_argument("--no-english-reference", action="store_true", help="skip the English backbone's cells")
     sweep.add_argument("--emit-slurm", metavar="PATH", help="write a SLURM job array (one task per cell) and exit")
     sweep.add_argument("--cell-index", type=int, help="run only this cell of the grid (what a SLURM task does)")

@@ -155,6 +155,24 @@ def override(config: T, **changes: Any) -> T:
     return from_dict(type(config), data)
 
 
+def changes_from_preset(config: "StudyConfig") -> dict[str, Any]:
+    """The dotted-name overrides that turn the preset `config.preset` (smoke-shrunk if `config.smoke`)
+    into `config`: what a study hands on to the sweep's cells, so each cell runs the study's settings."""
+    base = to_dict(load_preset(config.preset, smoke=config.smoke))
+    mine = to_dict(config)
+    changes: dict[str, Any] = {}
+
+    def walk(a: dict, b: dict, prefix: str) -> None:
+        for key, value in b.items():
+            if isinstance(value, dict) and isinstance(a.get(key), dict):
+                walk(a[key], value, f"{prefix}{key}.")
+            elif a.get(key) != value:
+                changes[f"{prefix}{key}"] = value
+
+    walk(base, mine, "")
+    return changes
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """Parse `key=value` from a command line; the value is read as JSON when it parses, else as text."""
     if "=" not in text:
@@ -252,8 +270,12 @@ class StudyConfig:
     methods: tuple[str, ...] = option(
         lambda: (), "Methods the study trains and checks (empty: every registered method).")
     method_languages: tuple[str, ...] = option(
-        lambda: ("de", "zh"), "Target languages for per-language methods (IAP, PEA) in the study's method step; "
-                              "the full (method, language) grid is the sweep's.", smoke=("de",))
+        lambda: ("de", "fr", "cs", "zh", "ja"), "Target languages of the study's sweep (every method is evaluated in "
+                                                "English and in each; per-language methods train for each).",
+        smoke=("de",))
+    seeds: tuple[int, ...] = option(
+        lambda: (0,), "Seeds of the study's sweep: each trains and evaluates every cell again (error bars over seeds; "
+                      "the 3-seed grid is `--set seeds=[0,1,2]`, about 2.5 h of CPU per extra seed).", smoke=(0,))
     evaluation: GenerationEvalConfig = option(
         lambda: GenerationEvalConfig(n_prompts=40, n_culture_prompts=20),
         "Generation evaluation of every method (its languages: English plus method_languages). The study keeps "

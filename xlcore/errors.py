@@ -13,6 +13,10 @@ class ConfigError(XlcoreError, ValueError):
     """A configuration value, preset or override is invalid."""
 
 
+class PromptError(XlcoreError, ValueError):
+    """A prompt that cannot be drawn (empty, whitespace only, or not text)."""
+
+
 class UnknownLanguageError(XlcoreError, KeyError):
     """A language code that the world or a benchmark does not support."""
 

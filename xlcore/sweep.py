@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import queue
+import shlex
 import subprocess
 import sys
 import threading
@@ -55,9 +56,13 @@ class SweepConfig:
     budget: float = option(1.0, "Share of each stage's training steps to run, in (0, 1].")
     n_prompts: int = option(40, "Generation prompts per cell.")
     smoke: bool = option(False, "Shrink every cell (tests).")
+    overrides: tuple[str, ...] = option(lambda: (), "Study settings changed from the preset, as 'dotted.name=value' "
+                                        "(`xlcore study --set` passes its own); every cell runs with them.")
     output_dir: str = option("papermill_runs", "Where cells and the results table go.")
     kernel: str = option(KERNEL, "Jupyter kernel that runs the notebooks (registered by `ensure_kernel`).")
     gpus: tuple[int, ...] = option(lambda: (), "GPU indices, one worker each; empty: one worker, no GPU pinning.")
+    retrain: bool = option(False, "Rerun cells whose rows the results table already holds but whose training run is "
+                           "not on this machine (a fresh clone's way to get the weights); no row is written twice.")
     english_reference: bool = option(True, "Also evaluate the untouched English backbone (cells in English, per seed).")
     notebooks: str = option(str(NOTEBOOKS), "Folder holding methods/<method>.ipynb and evaluate.ipynb.")
 
@@ -114,6 +119,12 @@ def ensure_kernel(name: str = KERNEL) -> None:
     log.info("registered the Jupyter kernel %r for %s", name, sys.executable)
 
 
+def parsed_overrides(config: SweepConfig) -> dict:
+    from .config import parse_override
+
+    return dict(parse_override(text) for text in config.overrides)
+
+
 def recorded_run_ids(config: SweepConfig) -> dict[Cell, str]:
     """Cells of the grid whose rows are already in the results table (a fresh clone of a repository that
     ships its table has no cell folders, and must not recompute what the table holds)."""
@@ -126,7 +137,7 @@ def recorded_run_ids(config: SweepConfig) -> dict[Cell, str]:
     recorded = store.run_ids()
     if not recorded:
         return {}
-    study = load_preset(config.preset, smoke=config.smoke)
+    study = load_preset(config.preset, smoke=config.smoke, overrides=parsed_overrides(config))
     fingerprint = load_backbone(config.preset).fingerprint()
     out = {}
     for cell in grid(config):
@@ -140,12 +151,13 @@ def run_cell(cell: Cell, config: SweepConfig, gpu: int | None = None, recorded: 
              ) -> CellOutcome:
     """Execute one cell's notebook with papermill in its own process (skipped if finished)."""
     out = cell_dir(Path(config.output_dir).resolve(), cell)
-    if (out / "done.json").exists() or cell in (recorded or {}):
+    if (out / "done.json").exists() or (cell in (recorded or {}) and not config.retrain):
         return CellOutcome(cell, "skipped")
     out.mkdir(parents=True, exist_ok=True)
     (out / "error.txt").unlink(missing_ok=True)
     parameters = {"preset": cell.preset, "language": cell.language, "seed": cell.seed, "budget": config.budget,
-                  "n_prompts": config.n_prompts, "smoke": config.smoke, "output_dir": str(Path(config.output_dir).resolve())}
+                  "n_prompts": config.n_prompts, "smoke": config.smoke, "output_dir": str(Path(config.output_dir).resolve()),
+                  "overrides": parsed_overrides(config)}
     if cell.method == ENGLISH_BACKBONE:
         parameters = {k: v for k, v in parameters.items() if k not in ("budget",)} | {"method": cell.method}
     notebook = notebook_for(cell, config.notebooks)
@@ -224,6 +236,7 @@ def slurm_script(config: SweepConfig, path: str | Path, *, partition: str = "", 
         args.append(f"--methods {','.join(config.methods)}")
     if config.smoke:
         args.append("--smoke")
+    args += [f"--set {shlex.quote(text)}" for text in config.overrides]
     if not config.english_reference:
         args.append("--no-english-reference")
     lines = ["#!/bin/bash", f"#SBATCH --job-name=xlcore-{config.preset}", f"#SBATCH --array=0-{len(cells) - 1}",
