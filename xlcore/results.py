@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import hashlib
 import io
 import json
 import logging
@@ -65,6 +66,34 @@ class ResultRow:
         record["value"] = repr(float(self.value))
         record["seed"] = str(int(self.seed))
         return {k: str(v) for k, v in record.items()}
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes (checkpoints and exported weights record it to detect damage)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fsync_tree(directory: str | Path, files: bool = True) -> None:
+    """Flush a folder's files (if `files`) and the folder itself to disk, so a rename that follows
+    publishes complete data even after a power cut."""
+    directory = Path(directory)
+    if files:
+        for path in directory.iterdir():
+            if path.is_file():
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -275,11 +275,12 @@ def export_shipped(output_dir: str | Path, destination: str | Path, preset: str 
                    dtype: torch.dtype = torch.float16) -> list[Path]:
     """Copy every trained run of `seed` into `destination/<preset>/<method>/<scope>/<seed>/` with its
     weights cast to `dtype` (half the size; the demo's shipped copies). Returns the folders written."""
-    import shutil
+    import json
 
     from safetensors.torch import load_file, save_file
 
     from .registry import METHODS
+    from .results import file_sha256
 
     written = []
     for name in METHODS.names():
@@ -293,6 +294,9 @@ def export_shipped(output_dir: str | Path, destination: str | Path, preset: str 
             state = {k: v.to(dtype) if v.is_floating_point() else v
                      for k, v in load_file(str(source / "trainable.safetensors")).items()}
             save_file(state, str(target / "trainable.safetensors"))
-            shutil.copyfile(source / "method.json", target / "method.json")
+            meta = json.loads((source / "method.json").read_text())
+            meta["weights_sha256"] = file_sha256(target / "trainable.safetensors")
+            meta["shipped_copy"] = {"of": str(source), "dtype": str(dtype).replace("torch.", "")}
+            (target / "method.json").write_text(json.dumps(meta, indent=2) + "\n")
             written.append(target)
     return written

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from .config import option, to_dict
 from .errors import ConfigError, DataFormatError, XlcoreError
-from .results import atomic_write_bytes
+from .results import atomic_write_bytes, file_sha256, fsync_tree
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,9 @@ class Trainer:
                 for name, module in self.modules.items() for key, t in module.state_dict().items()}
 
     def save_checkpoint(self) -> None:
-        """Write a complete checkpoint next to the old one, then swap: a crash never leaves half of one."""
+        """Write a complete checkpoint beside the last one, then swap; the one before is kept as
+        `checkpoint.prev`. A crash at any point leaves a complete checkpoint to resume from, and a
+        checkpoint damaged later on disk (its files' SHA-256s are in state.json) falls back to the previous."""
         tmp = self.run_dir / "checkpoint.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -178,40 +180,72 @@ class Trainer:
             save_model(module, str(tmp / f"trainable-{name}.safetensors"))
         if self.ema is not None:
             save_file({f"ema.{i}": t.cpu().contiguous() for i, t in enumerate(self.ema)}, str(tmp / "ema.safetensors"))
+        # The optimizer state is nested dicts of tensors; torch.save writes it and it is read back with
+        # weights_only=True, which refuses anything but tensors and plain containers (no pickled code).
         torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
         save_file({"torch_rng": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
-        state = {"step": self.step, "config": to_dict(self.config), "train_seconds": self.elapsed()}
+        files = {path.name: file_sha256(path) for path in sorted(tmp.iterdir())}
+        state = {"step": self.step, "config": to_dict(self.config), "train_seconds": self.elapsed(), "files": files}
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
-        old = self.run_dir / "checkpoint.old"
-        shutil.rmtree(old, ignore_errors=True)
+        fsync_tree(tmp)
+        previous = self.run_dir / "checkpoint.prev"
+        shutil.rmtree(previous, ignore_errors=True)
         if self.checkpoint_dir.exists():
-            self.checkpoint_dir.rename(old)
+            self.checkpoint_dir.rename(previous)
         tmp.rename(self.checkpoint_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        fsync_tree(self.run_dir, files=False)
         log.info("checkpoint at step %d -> %s", self.step, self.checkpoint_dir)
         if self.on_checkpoint is not None:
             self.on_checkpoint(self.step)
 
+    def checkpoint_candidates(self) -> list[Path]:
+        """Checkpoints to resume from, newest first (`checkpoint.old` is the name older versions used)."""
+        names = ("checkpoint", "checkpoint.prev", "checkpoint.old")
+        return [self.run_dir / name for name in names if (self.run_dir / name / "state.json").exists()]
+
     def load_checkpoint(self) -> bool:
-        """Resume from the last checkpoint if there is one (or from the previous one after a crash mid-swap)."""
-        directory = self.checkpoint_dir
-        if not directory.exists() and (self.run_dir / "checkpoint.old").exists():
-            directory = self.run_dir / "checkpoint.old"
-        if not directory.exists():
+        """Resume from the newest readable checkpoint; a damaged one is reported and the previous one used."""
+        candidates = self.checkpoint_candidates()
+        if not candidates:
             return False
+        problems = []
+        for directory in candidates:
+            try:
+                self._load_from(directory)
+            except DataFormatError as err:
+                problems.append(str(err))
+                log.warning("cannot resume from %s: %s", directory.name, err)
+                continue
+            if problems:
+                log.warning("resumed from the previous checkpoint %s at step %d instead", directory, self.step)
+            return True
+        raise DataFormatError(self.run_dir, "no readable checkpoint (" + "; ".join(problems) + "); delete the run "
+                              "folder to start over")
+
+    def _load_from(self, directory: Path) -> None:
         try:
             state = json.loads((directory / "state.json").read_text())
-            for name, module in self.modules.items():
-                load_model(module, str(directory / f"trainable-{name}.safetensors"))
-        except (OSError, ValueError, RuntimeError, json.JSONDecodeError) as err:
-            raise DataFormatError(directory, f"unreadable checkpoint ({err}); delete it to start over") from err
+        except (OSError, ValueError) as err:
+            raise DataFormatError(directory / "state.json", f"unreadable ({err})") from None
+        for name, digest in state.get("files", {}).items():  # checkpoints before checksums: not verified
+            path = directory / name
+            if not path.exists():
+                raise DataFormatError(path, "missing from the checkpoint")
+            if file_sha256(path) != digest:
+                raise DataFormatError(path, "checksum mismatch: the file changed after it was written (corrupt)")
         saved = {k: v for k, v in state.get("config", {}).items() if k not in RESUMABLE_CHANGES}
         current = {k: v for k, v in to_dict(self.config).items() if k not in RESUMABLE_CHANGES}
         if saved and saved != current:
             changed = sorted(k for k in current if saved.get(k) != current[k])
             raise ConfigError(f"{directory} was written with a different training config ({', '.join(changed)}); "
                               "use another run folder or delete this one to start over")
-        self.optimizer.load_state_dict(torch.load(directory / "optimizer.pt", weights_only=True))
+        try:
+            for name, module in self.modules.items():
+                load_model(module, str(directory / f"trainable-{name}.safetensors"))
+            optimizer_state = torch.load(directory / "optimizer.pt", weights_only=True)
+        except Exception as err:  # safetensors and torch raise their own types for truncated files
+            raise DataFormatError(directory, f"unreadable checkpoint ({type(err).__name__}: {err})") from None
+        self.optimizer.load_state_dict(optimizer_state)
         if self.ema is not None and (directory / "ema.safetensors").exists():
             ema = load_file(str(directory / "ema.safetensors"))
             self.ema = [ema[f"ema.{i}"].to(p.device) for i, p in enumerate(self.params)]
@@ -224,7 +258,6 @@ class Trainer:
         # Checkpoints written before training time was recorded do not know it: NaN (unknown), never 0.
         self.train_seconds = float(state.get("train_seconds", math.nan))
         log.info("resumed from %s at step %d", directory, self.step)
-        return True
 
     def warm_start(self, weights: dict[str, dict[str, torch.Tensor]], step: int) -> None:
         """Start from given weights at `step` (fresh optimizer state), when no checkpoint exists.
@@ -232,7 +265,7 @@ class Trainer:
         Used to continue a run whose checkpoint is gone but whose exported weights survive (the toy
         UNet is shipped in-progress and continued in later sessions).
         """
-        if self.checkpoint_dir.exists():
+        if self.checkpoint_candidates():
             raise XlcoreError(f"{self.checkpoint_dir} exists; resume from it instead of warm-starting")
         for name, state in weights.items():
             self.modules[name].load_state_dict(state)

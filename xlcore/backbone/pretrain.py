@@ -136,7 +136,7 @@ def _train_unet(job: _Job) -> None:
     trainer.on_checkpoint = export
     info_path = job.out_dir / "backbone.json"
     shipped = json.loads(info_path.read_text()).get("components", {}).get("unet", {}) if info_path.exists() else {}
-    if not trainer.checkpoint_dir.exists() and shipped.get("steps", 0) > 0:
+    if not trainer.checkpoint_candidates() and shipped.get("steps", 0) > 0:
         # The checkpoint is gone (a new machine) but the exported UNet survives: continue from it.
         weights = toy.load_component(UNet2DConditionModel(**toy.unet_config()), "unet", job.out_dir)
         trainer.warm_start({"unet": weights.state_dict()}, shipped["steps"])

@@ -32,8 +32,9 @@ from ..backbone.base import Backbone
 from ..backbone.diffusion import denoising_loss, noisy_sample
 from ..cache import FeatureCache, FrozenFeatures
 from ..config import from_dict, to_dict
-from ..errors import ConfigError, DataFormatError, MissingWeightsError, UnknownLanguageError
+from ..errors import ConfigError, DataFormatError, MissingWeightsError, UnknownLanguageError, UnknownMethodError
 from ..registry import METHODS
+from ..results import atomic_write_bytes, file_sha256
 from ..train import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -235,10 +236,11 @@ class Method:
         state = {name: p.detach().cpu().contiguous().clone() for name, p in self.trainable_parameters().items()}
         save_file(state, str(directory / WEIGHTS_FILE))
         meta = {"method": self.name, "config": to_dict(self.config), "language": self.language, "seed": self.seed,
+                "weights_sha256": file_sha256(directory / WEIGHTS_FILE),
                 "languages": list(self.languages) if self.languages else None,
                 "trained_stages": self.trained_stages, "backbone": {
                     "preset": self.backbone.preset, "fingerprint": self.backbone.fingerprint()}}
-        (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        atomic_write_bytes(directory / META_FILE, (json.dumps(meta, indent=2) + "\n").encode())
         return directory
 
     def load_weights(self, path: str | Path) -> None:
@@ -383,8 +385,17 @@ def load_method(directory: str | Path, backbone: Backbone, *, strict_backbone: b
     if strict_backbone and expected and expected != backbone.fingerprint():
         raise ConfigError(f"{directory} was trained on backbone {expected}, not this one ({backbone.fingerprint()}); "
                           "pass strict_backbone=False to load it anyway")
-    method = build_method(name, backbone, config, language=meta.get("language"), languages=meta.get("languages"),
-                          seed=meta.get("seed", 0))
+    digest = meta.get("weights_sha256")  # exports written before checksums carry none
+    if digest and file_sha256(directory / WEIGHTS_FILE) != digest:
+        raise DataFormatError(directory / WEIGHTS_FILE, "checksum mismatch with method.json: the weights are corrupt "
+                              "(retrain, or restore the file)")
+    try:
+        method = build_method(name, backbone, config, language=meta.get("language"), languages=meta.get("languages"),
+                              seed=meta.get("seed", 0))
+    except UnknownMethodError as err:
+        raise DataFormatError(meta_path, f"names a method nobody registered ({err})") from None
+    except ConfigError as err:
+        raise DataFormatError(meta_path, f"its config does not fit {name} ({err})") from None
     method.load_weights(directory / WEIGHTS_FILE)
     method.trained_stages = list(meta.get("trained_stages", []))
     return method
