@@ -121,6 +121,17 @@ def cell_identity(cell: Cell, study: StudyConfig, backbone_fingerprint: str, *, 
     return training, training_id, evaluation, f"cell-{cell.method}-{cell.language}-s{cell.seed}-{config_hash(evaluation)}"
 
 
+def check_parameters(**values: tuple[Any, type | tuple[type, ...]]) -> None:
+    """Refuse a notebook parameter of the wrong type (papermill injects whatever it is given; a seed of
+    "0" or a budget of "half" must stop here with its name, not deep inside training)."""
+    for name, (value, expected) in values.items():
+        types = expected if isinstance(expected, tuple) else (expected,)
+        wrong_bool = isinstance(value, bool) and bool not in types  # True is an int to Python, not a seed
+        if wrong_bool or not isinstance(value, types):
+            names = " or ".join("None" if t is type(None) else t.__name__ for t in types)
+            raise ConfigError(f"notebook parameter {name!r} must be {names}, got {type(value).__name__} {value!r}")
+
+
 class CellRun:
     """What a method notebook does, step by step (each step is one notebook cell)."""
 
@@ -131,6 +142,10 @@ class CellRun:
         from .registry import METHODS
         from .world import World
 
+        check_parameters(preset=(cell.preset, str), method=(cell.method, str), language=(cell.language, str),
+                         seed=(cell.seed, int), smoke=(smoke, bool), output_dir=(output_dir, (str, Path)),
+                         budget=(budget, (int, float)), n_prompts=(n_prompts, (int, type(None))),
+                         overrides=(overrides, (dict, type(None))))
         if not 0 < budget <= 1:
             raise ConfigError(f"budget is the share of each stage's steps to train, in (0, 1]; got {budget}")
         self.cell, self.output_dir, self.budget = cell, Path(output_dir), budget

@@ -61,17 +61,19 @@ def check_prompt(text: object, max_chars: int = MAX_PROMPT_CHARS, tokenizer=None
         notes.append(f"truncated to {len(cleaned)} characters (the limit is {max_chars})")
     if tokenizer is not None:
         limit = tokenizer.model_max_length
-        length = len(tokenizer(cleaned, truncation=False)["input_ids"])
-        if length > limit:
+
+        def length(text: str) -> int:
+            return len(tokenizer(text, truncation=False, verbose=False)["input_ids"])
+
+        if length(cleaned) > limit:
             words = cleaned.split(" ")
-            while len(words) > 1 and len(tokenizer(" ".join(words), truncation=False)["input_ids"]) > limit:
+            while len(words) > 1 and length(" ".join(words)) > limit:
                 words.pop()
             kept = " ".join(words)
-            if len(tokenizer(kept, truncation=False)["input_ids"]) > limit:  # one long word (e.g. CJK, no spaces)
+            if length(kept) > limit:  # one long word (Chinese and Japanese have no spaces)
                 ids = tokenizer(kept, truncation=True, max_length=limit)["input_ids"]
                 kept = tokenizer.decode(ids, skip_special_tokens=True).strip() or kept[:1]
-            notes.append(f"truncated to {len(tokenizer(kept, truncation=False)['input_ids'])} tokens "
-                         f"(the text encoder reads {limit}): {kept!r}")
+            notes.append(f"truncated to {length(kept)} tokens (the text encoder reads {limit}): {kept!r}")
             cleaned = kept
     for note in notes:
         log.warning("prompt: %s", note)

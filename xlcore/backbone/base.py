@@ -32,6 +32,18 @@ def clip_normalise(pixels: torch.Tensor) -> torch.Tensor:
     return (pixels - mean) / std
 
 
+def warn_if_cut(tokenizer, texts: list[str], tokens, max_length: int) -> None:
+    """Log which texts the encoder reads only in part (the tokenizer truncates silently). Only rows
+    that fill every position can have been cut, so only those are tokenized again."""
+    full = tokens["attention_mask"].bool().all(dim=1).nonzero().flatten().tolist()
+    if not full:
+        return
+    cut = [texts[i] for i in full if len(tokenizer(texts[i], truncation=False, verbose=False)["input_ids"]) > max_length]
+    if cut:
+        log.warning("%d of %d texts are longer than the text encoder reads (%d tokens) and were cut, e.g. %r",
+                    len(cut), len(texts), max_length, cut[0][:80])
+
+
 def module_fingerprint(modules: dict[str, nn.Module]) -> str:
     """SHA-256 (16 hex digits) over every parameter and buffer (name, dtype, shape, bytes) of `modules`."""
     digest = hashlib.sha256()
@@ -44,6 +56,7 @@ def module_fingerprint(modules: dict[str, nn.Module]) -> str:
 
 
 @dataclass
+
 class Backbone:
     """The frozen models of one preset. Build with `load_backbone(preset)`."""
 
@@ -108,8 +121,10 @@ class Backbone:
     # Encoders (all without gradients: the backbone is frozen)
 
     def tokenize_english(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        return self.tokenizer(list(texts), padding="max_length", truncation=True,
-                              max_length=self.tokenizer.model_max_length, return_tensors="pt").to(self.device)
+        tokens = self.tokenizer(list(texts), padding="max_length", truncation=True,
+                                max_length=self.tokenizer.model_max_length, return_tensors="pt")
+        warn_if_cut(self.tokenizer, texts, tokens, self.tokenizer.model_max_length)
+        return tokens.to(self.device)
 
     @torch.no_grad()
     def english_text_outputs(self, texts: list[str]) -> dict[str, torch.Tensor]:
@@ -152,8 +167,10 @@ class Backbone:
 
     def tokenize_multilingual(self, texts: list[str], max_length: int | None = None) -> dict[str, torch.Tensor]:
         max_length = max_length or self.multilingual_tokenizer.model_max_length
-        return self.multilingual_tokenizer(list(texts), padding="max_length", truncation=True,
-                                           max_length=max_length, return_tensors="pt").to(self.device)
+        tokens = self.multilingual_tokenizer(list(texts), padding="max_length", truncation=True,
+                                             max_length=max_length, return_tensors="pt")
+        warn_if_cut(self.multilingual_tokenizer, texts, tokens, max_length)
+        return tokens.to(self.device)
 
     @torch.no_grad()
     def encode_multilingual(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
