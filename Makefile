@@ -13,7 +13,7 @@ export HF_DATASETS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup study test help pretrain-toy lab demo demo-screenshots browser
+.PHONY: setup study test help pretrain-toy lab demo demo-screenshots browser fault-summary
 
 help:
 	@echo "make study   run the whole toy study (offline, CPU) and write results and figures"
@@ -51,6 +51,11 @@ browser:
 
 demo: $(STAMP)
 	$(PY) demo/app.py
+
+# The fault suite alone, its tally copied into the README (block fault-summary).
+fault-summary: $(STAMP)
+	XLCORE_FAULT_SUMMARY=figures/tables/fault_summary.md $(PY) -m pytest -q tests/faults
+	$(PY) -m xlcore readme-block fault-summary figures/tables/fault_summary.md
 
 # The README's screenshots of the demo: the browser test, keeping its screenshots in figures/demo/.
 demo-screenshots: $(STAMP) browser

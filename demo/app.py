@@ -152,7 +152,8 @@ def filtered_table(table: pd.DataFrame, methods: Sequence[str], languages: Seque
 
 
 def create_demo(output_dir: str | Path = REPO / "papermill_runs", preset: str = "toy", seed: int = 0,
-                shipped: Sequence[str | Path] = (SHIPPED,), catalogue=None, steps: int = 25) -> gr.Blocks:
+                shipped: Sequence[str | Path] = (SHIPPED,), catalogue=None, steps: int = 25,
+                max_queue: int = MAX_QUEUE) -> gr.Blocks:
     """The demo over the trained runs of `preset` and `seed` under `output_dir` (falling back to the
     shipped copies) and its results table."""
     from xlcore.analysis import COST_AXES, GENERATION_METRICS, generation_table, retrieval_table
@@ -199,7 +200,7 @@ def create_demo(output_dir: str | Path = REPO / "papermill_runs", preset: str = 
             language.change(lambda lang: gr.update(choices=examples(catalogue, lang), value=None), language, example)
             example.change(lambda text, current: text or current, [example, prompt], prompt)
             button.click(lambda *a: generate(catalogue, *a), [prompt, language, seed_box, steps_box, guidance_box],
-                         [gallery, message], concurrency_limit=1, concurrency_id="draw")
+                         [gallery, message], concurrency_limit=1, concurrency_id="draw", api_name="generate")
 
         with gr.Tab("Compare languages", id="compare"):
             english_prompts = [item.captions["en"] for item in catalogue.world.generation_prompts()[:20]] \
@@ -215,7 +216,7 @@ def create_demo(output_dir: str | Path = REPO / "papermill_runs", preset: str = 
                                          elem_id="compare-gallery")
             compare_button.click(lambda m, p, s, n, g: compare(catalogue, m, p, s, n, g),
                                  [method, parallel, seed_box, steps_box, guidance_box], [compare_gallery, compare_message],
-                                 concurrency_limit=1, concurrency_id="draw")
+                                 concurrency_limit=1, concurrency_id="draw", api_name="compare")
 
         with gr.Tab("Results", id="results"):
             if frame is None:
@@ -262,11 +263,11 @@ def create_demo(output_dir: str | Path = REPO / "papermill_runs", preset: str = 
             audit = claims_audit(results_path) if frame is not None else pd.DataFrame()
             gr.Dataframe(audit, interactive=False, wrap=True, elem_id="claims-table")
 
-    demo.queue(max_size=MAX_QUEUE, default_concurrency_limit=1)
+    demo.queue(max_size=max_queue, default_concurrency_limit=1)
     return demo
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="toy")
     parser.add_argument("--seed", type=int, default=0, help="which seed's trained runs to serve")
@@ -274,10 +275,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--steps", type=int, default=25, help="default sampling steps (the Advanced slider)")
+    parser.add_argument("--max-queue", type=int, default=MAX_QUEUE, help="requests that may wait; more are turned away")
     parser.add_argument("--share", action="store_true", help="ask Gradio for a public share link (off by default)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_arguments(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    demo = create_demo(args.output_dir, args.preset, args.seed, steps=args.steps)
+    demo = create_demo(args.output_dir, args.preset, args.seed, steps=args.steps, max_queue=args.max_queue)
+    # No allowed_paths: the server hands out only the files its own components produced.
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=False)
 
 

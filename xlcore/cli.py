@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 import time
+from pathlib import Path
 
 from .config import StudyConfig, help_texts, load_preset, parse_override
 from .errors import ConfigError, XlcoreError
@@ -116,6 +117,20 @@ def _sweep(args: argparse.Namespace) -> int:
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 
+def _readme(args: argparse.Namespace) -> int:
+    """Replace a generated block of a Markdown file (between `<!-- NAME:begin -->` and `<!-- NAME:end -->`)."""
+    target = Path(args.file)
+    text = target.read_text()
+    begin, end = f"<!-- {args.block}:begin -->", f"<!-- {args.block}:end -->"
+    if begin not in text or end not in text:
+        raise ConfigError(f"{target} has no block {args.block!r} (expected the markers {begin} and {end})")
+    body = Path(args.source).read_text().strip() if args.source != "-" else sys.stdin.read().strip()
+    head, rest = text.split(begin, 1)
+    target.write_text(f"{head}{begin}\n{body}\n{end}{rest.split(end, 1)[1]}")
+    print(f"{target}: block {args.block} replaced ({len(body.splitlines())} lines)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m xlcore", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
@@ -168,6 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--emit-slurm", metavar="PATH", help="write a SLURM job array (one task per cell) and exit")
     sweep.add_argument("--cell-index", type=int, help="run only this cell of the grid (what a SLURM task does)")
     sweep.set_defaults(func=_sweep)
+
+    readme = commands.add_parser("readme-block", help="replace a generated block of the README with a file's text")
+    readme.add_argument("block", help="the block's name (the markers <!-- NAME:begin --> / <!-- NAME:end -->)")
+    readme.add_argument("source", help="file with the new text, or - for standard input")
+    readme.add_argument("--file", default="README.md")
+    readme.set_defaults(func=_readme)
 
     report = commands.add_parser("report", help="print a table from the results table (default: the toy backbone's quality)")
     report.add_argument("--preset", default="toy")
