@@ -117,6 +117,16 @@ def _sweep(args: argparse.Namespace) -> int:
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from .distributed import train_run
+
+    overrides = dict(parse_override(text) for text in args.set)
+    folder = train_run(args.method, args.preset, args.language, args.seed, args.output_dir, args.budget, args.smoke,
+                       overrides)
+    print(f"trained run: {folder}")
+    return 0
+
+
 def _readme(args: argparse.Namespace) -> int:
     """Replace a generated block of a Markdown file (between `<!-- NAME:begin -->` and `<!-- NAME:end -->`)."""
     target = Path(args.file)
@@ -183,6 +193,17 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--emit-slurm", metavar="PATH", help="write a SLURM job array (one task per cell) and exit")
     sweep.add_argument("--cell-index", type=int, help="run only this cell of the grid (what a SLURM task does)")
     sweep.set_defaults(func=_sweep)
+
+    train = commands.add_parser("train", help="train one method's run (also under `accelerate launch`: data parallel)")
+    train.add_argument("--method", required=True)
+    train.add_argument("--preset", default="toy")
+    train.add_argument("--language", default="de", help="the language of per-language methods (IAP, PEA)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--budget", type=float, default=1.0, help="share of each stage's training steps, in (0, 1]")
+    train.add_argument("--output-dir", default="papermill_runs")
+    train.add_argument("--smoke", action="store_true", help="shrink everything (a quick check)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="change a study setting")
+    train.set_defaults(func=_train)
 
     readme = commands.add_parser("readme-block", help="replace a generated block of the README with a file's text")
     readme.add_argument("block", help="the block's name (the markers <!-- NAME:begin --> / <!-- NAME:end -->)")

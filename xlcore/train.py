@@ -144,8 +144,19 @@ class Trainer:
         # another, so the accelerator state is rebuilt for each; the distributed state is kept.
         AcceleratorState._reset_state(reset_partial_state=False)
         GradientState._reset_state()
-        self.accelerator = Accelerator(mixed_precision=config.mixed_precision,
+        # cpu=True on a machine without a GPU: accelerate then takes a torchrun launch as multi-CPU (gloo).
+        self.accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available(),
                                        gradient_accumulation_steps=config.grad_accumulation)
+        # Data parallel (`accelerate launch`, `torchrun`, `accelerate.notebook_launcher`): every process
+        # takes its slice of the same global batch and gradients are averaged over processes before each
+        # optimizer step (what DDP does), so a run with N processes follows the single-process run with the
+        # same global batch. Losses that couple the samples of a batch (the contrastive stages) see only
+        # their process's slice, as in a DDP run without an all-gather; random draws (noise, dropout)
+        # differ per process. Only the main process writes checkpoints and logs.
+        self.world_size = self.accelerator.num_processes
+        self.rank = self.accelerator.process_index
+        if self.world_size > 1 and config.batch_size % self.world_size:
+            raise ConfigError(f"batch_size {config.batch_size} does not split over {self.world_size} processes")
         self.modules = task.trainable_modules()
         # Frozen parts the loss runs through (a teacher, a frozen encoder) go to the same device.
         frozen = task.frozen_modules() if hasattr(task, "frozen_modules") else {}
@@ -172,7 +183,18 @@ class Trainer:
     def save_checkpoint(self) -> None:
         """Write a complete checkpoint beside the last one, then swap; the one before is kept as
         `checkpoint.prev`. A crash at any point leaves a complete checkpoint to resume from, and a
-        checkpoint damaged later on disk (its files' SHA-256s are in state.json) falls back to the previous."""
+        checkpoint damaged later on disk (its files' SHA-256s are in state.json) falls back to the previous.
+        Under data parallelism the main process writes it and the others wait."""
+        if self.world_size > 1:
+            if self.accelerator.is_main_process:
+                self._write_checkpoint()
+            self.accelerator.wait_for_everyone()
+        else:
+            self._write_checkpoint()
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(self.step)
+
+    def _write_checkpoint(self) -> None:
         tmp = self.run_dir / "checkpoint.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -195,8 +217,6 @@ class Trainer:
         tmp.rename(self.checkpoint_dir)
         fsync_tree(self.run_dir, files=False)
         log.info("checkpoint at step %d -> %s", self.step, self.checkpoint_dir)
-        if self.on_checkpoint is not None:
-            self.on_checkpoint(self.step)
 
     def checkpoint_candidates(self) -> list[Path]:
         """Checkpoints to resume from, newest first (`checkpoint.old` is the name older versions used)."""
@@ -300,12 +320,28 @@ class Trainer:
         for start in range(0, len(indices), size):
             yield self.task.batch(indices[start:start + size])
 
+    def _average_over_processes(self, terms: dict[str, float]) -> dict[str, float]:
+        """All-reduce the gradients (mean over processes, as DDP) and the logged loss terms."""
+        import torch.distributed as dist
+
+        for p in self.params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad.div_(self.world_size)
+        names = sorted(terms)
+        values = torch.tensor([terms[n] for n in names], dtype=torch.float64, device=self.accelerator.device)
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+        return {n: float(v) / self.world_size for n, v in zip(names, values)}
+
     def fit(self) -> list[dict[str, float]]:
         """Train until `config.steps`, resuming if a checkpoint exists; returns the logged history."""
         config = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if not self.load_checkpoint() and self.step == 0:
             torch.manual_seed(config.seed)  # task randomness (noise, dropout); a resume restores its state
+        if self.world_size > 1:  # each process its own draws (the same draws everywhere would correlate them)
+            torch.manual_seed(config.seed * 1_000_003 + self.step * 1009 + self.rank)
         history: list[dict[str, float]] = []
         last_checkpoint = self._session_start = time.monotonic()
         for module in self.modules.values():
@@ -318,6 +354,9 @@ class Trainer:
                 for group in self.optimizer.param_groups:
                     group["lr"] = config.lr * factor
                 indices = step_indices(self.step, config.batch_size, self.task.dataset_size(), config.seed)
+                if self.world_size > 1:  # this process's contiguous slice of the global batch
+                    share = config.batch_size // self.world_size
+                    indices = indices[self.rank * share:(self.rank + 1) * share]
                 terms_sum: dict[str, float] = {}
                 micro = list(self._micro_batches(indices))
                 for batch in micro:
@@ -332,6 +371,8 @@ class Trainer:
                             )
                         terms_sum[name] = terms_sum.get(name, 0.0) + float(value.detach()) / len(micro)
                     self.accelerator.backward(terms["loss"] / len(micro))
+                if self.world_size > 1:
+                    terms_sum = self._average_over_processes(terms_sum)
                 if config.max_grad_norm > 0:
                     terms_sum["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, config.max_grad_norm))
                 self.optimizer.step()
@@ -344,8 +385,9 @@ class Trainer:
                 if self.step % config.log_every == 0 or self.step == config.steps:
                     record = {"step": self.step, "lr": config.lr * factor, **terms_sum}
                     history.append(record)
-                    log_file.write(json.dumps(record) + "\n")
-                    log_file.flush()
+                    if self.accelerator.is_main_process:
+                        log_file.write(json.dumps(record) + "\n")
+                        log_file.flush()
                     bar.set_postfix({k: f"{v:.4g}" for k, v in terms_sum.items()})
                 due = (self.step % config.checkpoint_every_steps == 0
                        or time.monotonic() - last_checkpoint > 60 * config.checkpoint_every_minutes)
