@@ -138,7 +138,7 @@ def test_byte_level_stand_in_keeps_xlmr_conventions():
     texts = ["ein roter Kreis", "赤い丸は左にある"]
     out = tokenizer(texts, padding="max_length", truncation=True, max_length=32, return_tensors="pt")
     ids, mask = out["input_ids"], out["attention_mask"]
-    assert ids.shape == (2, 32) and tokenizer.model_max_length == 512
+    assert ids.shape == (2, 32) and tokenizer.model_max_length == 77  # CLIP's length, as AltDiffusion's XLM-R tokenizer
     assert (ids[:, 0] == 0).all() and (ids[mask == 0] == 1).all()  # <s> first, <pad> = 1 after the text
     assert (ids[torch.arange(2), mask.sum(1) - 1] == 2).all()  # </s> closes each text
     assert ids.max() < sd15.MULTILINGUAL_CONFIGS["xlm-roberta-base"]["vocab_size"]
@@ -170,8 +170,8 @@ def test_small_backbone_forward_shapes_and_dtypes(small_backbone):
 
     assert bb.encode_images(torch.rand(2, 3, 64, 64)).shape == (2, bb.clip.config.projection_dim)
     hidden, mask = bb.encode_multilingual(["ein roter Kreis", "赤い丸"])
-    assert hidden.shape == (2, 512, bb.multilingual.config.hidden_size) and hidden.dtype == dtype
-    assert mask.shape == (2, 512)
+    assert hidden.shape == (2, 77, bb.multilingual.config.hidden_size) and hidden.dtype == dtype
+    assert mask.shape == (2, 77)
 
 
 def test_random_weights_depend_only_on_the_seed():

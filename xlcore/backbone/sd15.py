@@ -296,12 +296,19 @@ def clip_tokenizer_offline() -> CLIPTokenizer:
     return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)
 
 
+# Multilingual prompts are cut and padded to 77 tokens, CLIP's context length, as AltDiffusion's XLM-R
+# tokenizer does (its model_max_length is 77). XLM-R's own default, 512, would make every multilingual step
+# encode and cross-attend over 6.6x more (mostly padding) tokens than the published methods do, inflating
+# their measured cost.
+MULTILINGUAL_TEXT_LENGTH = 77
+
+
 def byte_level_multilingual_tokenizer() -> PreTrainedTokenizerFast:
     """A STAND-IN for XLM-R's tokenizer, for throughput runs on random weights only.
 
     XLM-R's SentencePiece model is part of its hub download, so it cannot be built offline. This stand-in
     keeps the interface and the conventions the encoder sees (ids `<s>` 0, `<pad>` 1, `</s>` 2, `<unk>` 3,
-    `<s> ... </s>` framing, `model_max_length` 512, SentencePiece's `▁` word marker) and spells every
+    `<s> ... </s>` framing, SentencePiece's `▁` word marker) and spells every
     character as its UTF-8 bytes (ids 4-259; `▁` is 260, `<mask>` 261), so any language tokenizes and
     every id fits XLM-R's embedding table. Its sequences are longer than SentencePiece's (one id per byte,
     not per subword), and its ids mean nothing to pretrained XLM-R weights: never use it with real weights
@@ -320,7 +327,7 @@ def byte_level_multilingual_tokenizer() -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", cls_token="<s>", sep_token="</s>",
         unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
-        model_max_length=MULTILINGUAL_CONFIGS["xlm-roberta-base"]["max_position_embeddings"] - 2,
+        model_max_length=MULTILINGUAL_TEXT_LENGTH,
     )
 
 
@@ -403,6 +410,7 @@ def load_sd15_backbone(multilingual: str = "xlm-roberta-base", dtype: torch.dtyp
     noise_scheduler, sample_scheduler = make_schedulers(scheduler.config)
     tokenizer = _load_tokenizer("CLIP ViT-L/14 tokenizer", clip_id, **hub)
     multilingual_tokenizer = _load_tokenizer(f"{multilingual} tokenizer", multilingual_id, **hub)
+    multilingual_tokenizer.model_max_length = MULTILINGUAL_TEXT_LENGTH
 
     log.info("loading sd15 weights (%s, %s, %s) as %s", sd_id, clip_id, multilingual_id, dtype)
     unet = _load("SD 1.5 UNet", sd_id, UNet2DConditionModel.from_pretrained, sd_id, subfolder="unet",

@@ -132,6 +132,12 @@ class StageCostMeasurement:
     peak_memory_mb: float
     memory_kind: str
     hardware: str
+    feature_seconds: float = math.nan  # of seconds_per_step: the frozen features' forward (a cache skips it)
+
+    @property
+    def train_seconds(self) -> float:
+        """Seconds per step of the trainable part alone: the step with the frozen features cached."""
+        return self.seconds_per_step - self.feature_seconds
 
     @property
     def flops_per_sample(self) -> float:
@@ -163,15 +169,67 @@ def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process peak RSS (includes everything loaded before)"
 
 
+@dataclass(frozen=True)
+class StepOptions:
+    """How a measured step runs (benchmarks/throughput.py compares them). Defaults: the stage's own
+    training setup, i.e. bf16 autocast on a GPU when its config asks for it, SDPA attention."""
+
+    autocast_bf16: bool | None = None  # None: the stage config's mixed_precision, on CUDA only
+    gradient_checkpointing: bool = False  # on every UNet the step runs through (trainable or frozen)
+    channels_last: bool = False
+    compile_unet: bool = False  # torch.compile of the UNets' forward (the first steps pay for compiling)
+    attention: str = "sdpa"  # 'sdpa' (diffusers' AttnProcessor2_0) or 'classic' (explicit softmax(QK^T)V)
+
+    def label(self) -> str:
+        parts = [{None: "stage default", True: "bf16", False: "fp32"}[self.autocast_bf16]]
+        parts += [name for name, on in (("checkpointing", self.gradient_checkpointing),
+                                        ("channels-last", self.channels_last), ("compile", self.compile_unet)) if on]
+        return " + ".join(parts + ([] if self.attention == "sdpa" else ["classic attention"]))
+
+
+@contextlib.contextmanager
+def step_options_applied(method: Method, options: StepOptions):
+    """Apply `options` to the UNets the method's steps run through; undo them afterwards."""
+    unets = {id(u): u for u in (method.unet, method.backbone.unet) if hasattr(u, "set_attn_processor")}.values()
+    if options.attention not in ("sdpa", "classic"):
+        raise ConfigError(f"attention must be 'sdpa' or 'classic', got {options.attention!r}")
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    try:
+        for unet in unets:
+            if options.gradient_checkpointing:
+                unet.enable_gradient_checkpointing()
+            if options.channels_last:
+                unet.to(memory_format=torch.channels_last)
+            if options.attention == "classic":
+                unet.set_attn_processor(AttnProcessor())
+            if options.compile_unet:
+                unet.compile()
+        yield
+    finally:
+        for unet in unets:
+            if options.gradient_checkpointing:
+                unet.disable_gradient_checkpointing()
+            if options.channels_last:
+                unet.to(memory_format=torch.contiguous_format)
+            if options.attention == "classic":
+                unet.set_attn_processor(AttnProcessor2_0())
+            if options.compile_unet:
+                unet._compiled_call_impl = None  # nn.Module.compile's handle: back to eager
+
+
 def measure_stage_cost(method: Method, stage: str, world, *, steps: int = 3, batch_size: int | None = None,
-                       seed: int = 0) -> StageCostMeasurement:
+                       seed: int = 0, options: StepOptions | None = None, warmup: int = 1) -> StageCostMeasurement:
     """Run a warm-up step of `stage`, count the FLOPs of the next, then time `steps` more optimizer steps.
 
     `steps=0` counts FLOPs only, without an optimizer (its state can be larger than the model: the way to
     count the full-size sd15 architectures on a machine without the memory to train them). The stage
     trains for real on the method's trainable weights, which are restored afterwards, so measuring
-    leaves the method exactly as it was.
+    leaves the method exactly as it was. `options` changes how the step runs (precision, checkpointing,
+    memory layout, compilation, attention kernel); `warmup` steps run untimed first (compilation needs
+    several). The frozen features' share of each step is timed separately (`feature_seconds`).
     """
+    options = options or StepOptions()
     if steps < 0:
         raise ConfigError("measure_stage_cost needs steps >= 0")
     config = method.train_config(stage)
@@ -181,17 +239,27 @@ def measure_stage_cost(method: Method, stage: str, world, *, steps: int = 3, bat
     saved = [p.detach().clone() for p in params]
     device = method.backbone.device
     optimizer = make_optimizer(config, params) if steps else None
-    use_bf16 = config.mixed_precision == "bf16" and device.type == "cuda"
+    use_bf16 = (config.mixed_precision == "bf16" and device.type == "cuda") if options.autocast_bf16 is None \
+        else options.autocast_bf16
     for module in task.trainable_modules().values():
         module.train()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    def run_step(step: int, flops: list[int] | None = None) -> None:
+    def synchronize() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def run_step(step: int, flops: list[int] | None = None, feature_times: list[float] | None = None) -> None:
         batch = task.batch(step_indices(step, batch_size, task.dataset_size(), seed))
         counting = flops is not None
+        synchronize()
+        start = time.perf_counter()
         with FlopCounterMode(display=False) if counting else contextlib.nullcontext() as counter:
             features = to_device(task.features.features(batch), device)
+        synchronize()
+        if feature_times is not None:
+            feature_times.append(time.perf_counter() - start)
         if counting:
             flops.append(counter.get_total_flops())
         with FlopCounterMode(display=False) if counting else contextlib.nullcontext() as counter, \
@@ -207,20 +275,23 @@ def measure_stage_cost(method: Method, stage: str, world, *, steps: int = 3, bat
         for param in params:
             param.grad = None
 
-    times = []
+    times, feature_times = [], []
     try:
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), \
+                step_options_applied(method, options):
             torch.manual_seed(seed)
             flops: list[int] = []
-            run_step(0)  # warm-up: one-off work (lazily cached empty-prompt states, allocator growth) happens here
-            run_step(1, flops)  # the FLOP count (counting slows a step, so this one is not timed)
-            for step in range(2, steps + 2):
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                start = time.perf_counter()
+            for step in range(max(1, warmup)):  # one-off work (lazy caches, allocator growth, compiling) lands here
                 run_step(step)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            first = max(1, warmup)
+            run_step(first, flops)  # the FLOP count (counting slows a step, so this one is not timed)
+            for step in range(first + 1, first + 1 + steps):
+                synchronize()
+                start = time.perf_counter()
+                run_step(step, feature_times=feature_times)
+                synchronize()
                 times.append(time.perf_counter() - start)
     finally:
         with torch.no_grad():
@@ -231,8 +302,13 @@ def measure_stage_cost(method: Method, stage: str, world, *, steps: int = 3, bat
     return StageCostMeasurement(
         method=method.name, stage=stage, trainable_parameters=sum(p.numel() for p in params),
         system_parameters=method.system_parameter_count(), batch_size=batch_size,
-        seconds_per_step=sorted(times)[len(times) // 2] if times else float("nan"), feature_flops_per_step=flops[0],
-        train_flops_per_step=flops[1], peak_memory_mb=peak, memory_kind=memory_kind, hardware=hardware())
+        seconds_per_step=median(times), feature_flops_per_step=flops[0],
+        train_flops_per_step=flops[1], peak_memory_mb=peak, memory_kind=memory_kind, hardware=hardware(),
+        feature_seconds=median(feature_times))
+
+
+def median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2] if values else math.nan
 
 
 def extrapolate(budget: dict[str, Any] | None, *, flops_per_sample: float | None, prices: PriceTable,
