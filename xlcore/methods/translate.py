@@ -154,7 +154,7 @@ class TranslateOracle(UntrainableMethod):
 
     def translate(self, texts: list[str], lang: str) -> list[str]:
         table = self.table(lang)
-        missing = sum(t not in table for t in texts)
+        missing = sum(t not in table for t in texts if t)  # the empty prompt (guidance's) is English too
         if missing:
             log.info("oracle: %d of %d %s captions have no English counterpart; passed through", missing, len(texts), lang)
         return [table.get(t, t) for t in texts]
