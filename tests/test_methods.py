@@ -235,3 +235,16 @@ def test_every_method_runs_on_the_sd15_code_path(name, sd15_small):
 def test_translate_on_sd15_needs_the_nllb_weights(sd15_small):
     with pytest.raises(MissingWeightsError, match="facebook/nllb-200-distilled-600M.*huggingface-cli download"):
         build_method("translate", sd15_small)
+
+
+def test_iap_step_with_no_english_pivot_in_the_batch_is_a_zero_loss(smoke_backbone, small_world):
+    """A batch of culture items only (no English caption) and no dropped caption has nothing to learn
+    from: the loss is zero, yet a step still runs (it used to fail on an empty tensor)."""
+    method = make("iap", smoke_backbone, caption_dropout=0.0)
+    task = method.task("pivot", small_world)
+    batch = task.batch(list(range(4)))
+    batch["has_english"] = torch.zeros_like(batch["has_english"])
+    terms = task.loss(batch)
+    assert terms["loss"].item() == 0.0 and terms["items_with_english"].item() == 0.0
+    terms["loss"].backward()
+    assert all(p.grad is not None and not p.grad.any() for p in method.trainable_parameters("pivot").values())

@@ -79,6 +79,9 @@ class IAP(SingleStageMethod):
                                              return_dropped=True)
         english = torch.where(drop[:, None, None], empty["english"], batch["en.states"])
         keep = batch["has_english"].bool() | drop
+        if not keep.any():  # only culture items, none dropped: no English pivot to learn from in this batch
+            zero = sum(p.sum() for p in self.student.parameters()) * 0.0  # keeps the step's graph and optimizer
+            return {"loss": zero, "items_with_english": keep.float().mean()}
         context = self.student(ids[keep], mask[keep])
         sample = noisy_sample(self.backbone.noise_scheduler, batch["x0"][keep])
         with torch.no_grad(), capture_cross_attention(self.backbone.unet) as records:
