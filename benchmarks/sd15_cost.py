@@ -45,6 +45,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1, help="samples per step (FLOPs are reported per step)")
     parser.add_argument("--methods", nargs="*", default=None, help="registered method names (default: all)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results table to append to")
+    parser.add_argument("--seed", type=int, default=0, help="which items the measured steps draw (batch 1: IAP's "
+                        "step must draw an item with an English caption, or it trains nothing)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -64,9 +66,9 @@ def main() -> None:
         if not method.stages:
             continue  # nothing trains (the untrained baseline, the translation oracle)
         start = time.perf_counter()
-        measurements = cost_measurements(method, world, steps=steps, batch_size=args.batch_size)
+        measurements = cost_measurements(method, world, steps=steps, batch_size=args.batch_size, seed=args.seed)
         run = RunInfo(run_id=f"sd15-cost-{name}-{device}", method=name, stage="", config={"preset": "sd15", "device": device,
-                      "batch_size": args.batch_size, "steps": steps}, notes="random weights; toy-world captions at 512 px")
+                      "batch_size": args.batch_size, "steps": steps, "seed": args.seed}, notes="random weights; toy-world captions at 512 px")
         write_measurements(measurements, run, store)
         for m in measurements:
             if m.benchmark != "cost/measured":

@@ -340,7 +340,8 @@ def extrapolate(budget: dict[str, Any] | None, *, flops_per_sample: float | None
 
 def cost_measurements(method: Method, world, *, steps: int = 3, batch_size: int | None = None,
                       prices: PriceTable | None = None, budgets: dict[str, dict] | None = None,
-                      scale_flops: dict[str, float] | None = None, gpu: str | None = None) -> list[Measurement]:
+                      scale_flops: dict[str, float] | None = None, gpu: str | None = None,
+                      seed: int = 0) -> list[Measurement]:
     """Measured and extrapolated cost of every stage of `method`, as results-table measurements.
 
     Extrapolation needs FLOPs per sample of the architecture the published budget was spent on: measured
@@ -353,7 +354,7 @@ def cost_measurements(method: Method, world, *, steps: int = 3, batch_size: int 
     language = method.language or "all"
     out = []
     for stage in method.stages:
-        measured = measure_stage_cost(method, stage, world, steps=steps, batch_size=batch_size)
+        measured = measure_stage_cost(method, stage, world, steps=steps, batch_size=batch_size, seed=seed)
         timing = f"median of {steps} timed steps after a warm-up and a FLOP-counted step" if steps else "not timed (FLOPs only)"
         out.append(Measurement(language, "cost/measured",
                                f"{method.backbone.preset} backbone on {measured.hardware}; batch {measured.batch_size}; "
