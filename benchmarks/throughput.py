@@ -196,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
 
         backbone = load_backbone("toy")
         world = World(WorldConfig())
+        args.resolution = world.config.image_size  # the toy world's own size
     prices = PriceTable.load()
     card, peak_tflops = card_peak_tflops(prices)
     budgets = published_budgets()
@@ -274,7 +275,8 @@ def markdown(rows: list[dict], device: dict) -> str:
     lines = [f"Measured on {device['hardware']} ({device['date']}, torch {device['torch']}); {device['preset']} at "
              f"{device['resolution']} px, batch {device['batch_size']}, frozen parts in {device['frozen_dtype']}; "
              f"median of {device['timed_steps']} steps. MFU against {device['card']}'s dense bf16 peak "
-             f"({fmt(device['peak_bf16_tflops'], '.0f')} TFLOP/s).", "",
+             f"({fmt(device['peak_bf16_tflops'], '.0f')} TFLOP/s). Peak memory: "
+             f"{rows[0].get('memory_kind', '-') if rows else '-'}.", "",
              "| method/stage | variant | trainable | samples/s | cache on | x reference | TFLOPs/step | MFU % | "
              "peak GB | max batch 24 GB | max batch 80 GB | GPU-h at published budget | $ |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]

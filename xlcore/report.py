@@ -115,8 +115,10 @@ def methods_table(results_path: str | Path) -> str:
 def cost_table(results_path: str | Path) -> str:
     """Per training stage: measured cost on the machine that ran the study, FLOPs per sample of the same
     stage on the full-size sd15 architectures, and the published budget extrapolated to GPU-hours and
-    dollars (separate columns; '-' where the method publishes no budget)."""
-    from .evaluate.cost import flops_at_published_scale
+    dollars (separate columns; '-' where the method publishes no budget). The extrapolation is derived
+    here from the current sd15 FLOPs table, budgets and prices (as the claims audit does), not read from
+    rows stored when each run trained: those go stale when any of the three is measured again."""
+    from .evaluate.cost import PriceTable, extrapolate, flops_at_published_scale, published_budgets
 
     frame = _latest_runs(ResultsStore(results_path).read(), "train-")
     if frame.empty:
@@ -126,26 +128,28 @@ def cost_table(results_path: str | Path) -> str:
              "published samples | published GPU-h | extrapolated GPU-h | extrapolated $ |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     measured = frame[frame["benchmark"] == "cost/measured"]
-    extrapolated = frame[frame["benchmark"] == "cost/extrapolated"]
+    budgets, prices = published_budgets(), PriceTable.load()
 
     def value(rows: pd.DataFrame, metric: str, fmt: str) -> str:
         rows = rows[rows["metric"] == metric]["value"]
         return "-" if rows.empty else format(rows.iloc[-1], fmt)
+
+    def derived(metrics: dict, key: str, fmt: str) -> str:
+        return format(metrics[key], fmt) if key in metrics else "-"
 
     for name in _ordered(measured["method"].unique()):
         rows = measured[measured["method"] == name]
         for language in sorted(rows["language"].unique())[:1]:  # per-language runs cost the same; show one
             for stage in dict.fromkeys(rows[rows["language"] == language]["stage"]):
                 mine = rows[(rows["stage"] == stage) & (rows["language"] == language)]
-                extra = extrapolated[(extrapolated["method"] == name) & (extrapolated["stage"] == stage)
-                                     & (extrapolated["language"] == language)]
                 flops = mine[mine["metric"] == "flops_per_step"]["value"]
                 sd15 = scale.get(f"{name}/{stage}")
+                extra, _ = extrapolate(budgets.get(f"{name}/{stage}"), flops_per_sample=sd15, prices=prices)
                 lines.append(
                     f"| {name}/{stage} | {value(mine, 'trainable_parameters', ',.0f')} | "
                     f"{value(mine, 'trainable_share_pct', '.1f')}% | {value(mine, 'seconds_per_step', '.2f')} "
                     f"({value(mine, 'batch_size', '.0f')}) | {'-' if flops.empty else f'{flops.iloc[-1] / 1e9:,.0f}'} | "
-                    f"{'-' if sd15 is None else f'{sd15 / 1e12:.2f}'} | {value(extra, 'published_samples', ',.0f')} | "
-                    f"{value(extra, 'published_gpu_hours', ',.0f')} | {value(extra, 'extrapolated_gpu_hours', ',.0f')} | "
-                    f"{value(extra, 'extrapolated_dollars', ',.0f')} |")
+                    f"{'-' if sd15 is None else f'{sd15 / 1e12:.2f}'} | {derived(extra, 'published_samples', ',.0f')} | "
+                    f"{derived(extra, 'published_gpu_hours', ',.0f')} | {derived(extra, 'extrapolated_gpu_hours', ',.0f')} | "
+                    f"{derived(extra, 'extrapolated_dollars', ',.0f')} |")
     return "\n".join(lines)
