@@ -17,7 +17,7 @@ dtype: bf16 on a GPU), `fp32`, `checkpointing` (gradient checkpointing in every 
 through), `channels-last`, `classic-attention` (no SDPA), `compile` (torch.compile of the UNets); the
 "cache on" column is the step without the frozen features' forward, i.e. with the feature cache.
 On a GPU, `--max-batch` also searches the largest batch that fits in 24 GB and in 80 GB (doubling,
-then one bisection step), with gradient checkpointing.
+then three bisection steps), with gradient checkpointing.
 
 Outputs in OUT: throughput.csv (tidy rows for the results table), throughput.md (the table), device.json.
 """
@@ -135,18 +135,23 @@ def fits(method, stage, world, batch: int, options: StepOptions) -> bool:
         torch.cuda.empty_cache()
 
 
-def largest_batch(method, stage, world, cap_gb: float, options: StepOptions, start: int = 8, limit: int = 512) -> int:
-    """Largest batch that trains within `cap_gb` (0 if even 1 does not): doubling, then one bisection."""
+def largest_batch(method, stage, world, cap_gb: float, options: StepOptions, start: int = 8, limit: int = 512,
+                  bisections: int = 3) -> int:
+    """Largest batch that trains within `cap_gb` (0 if even 1 does not): doubling from `start`, then a few
+    bisection steps between the last size that fit and the first that did not."""
     with memory_cap(cap_gb):
         if not fits(method, stage, world, 1, options):
             return 0
-        good, batch = 1, start
-        while batch <= limit and fits(method, stage, world, batch, options):
-            good, batch = batch, batch * 2
-        if batch <= limit and good * 2 == batch and batch - good > 1:
-            middle = (good + batch) // 2
-            if fits(method, stage, world, middle, options):
-                good = middle
+        good, bad = 1, start
+        while bad <= limit and fits(method, stage, world, bad, options):
+            good, bad = bad, bad * 2
+        if bad > limit:
+            return good
+        for _ in range(bisections):
+            if bad - good <= 1:
+                break
+            middle = (good + bad) // 2
+            good, bad = (middle, bad) if fits(method, stage, world, middle, options) else (good, middle)
         return good
 
 
@@ -243,10 +248,13 @@ def main(argv: list[str] | None = None) -> int:
                     dollars = hours * float(prices.gpus.get(card, {}).get("dollars_per_hour", math.nan))
                     row |= {"published_samples": float(budget["samples"]), "measured_gpu_hours": hours,
                             "measured_dollars": dollars}
-                if cuda and args.max_batch and variant == "checkpointing" and name != REFERENCE:
+                # The batch search probes many sizes: only while at most half the deadline is spent.
+                searching = time.monotonic() - started < args.deadline / 2
+                if cuda and args.max_batch and searching and variant == "checkpointing" and name != REFERENCE:
                     row["max_batch_24gb"] = largest_batch(method, stage, world, 24, options)
                     row["max_batch_80gb"] = largest_batch(method, stage, world, 80, options)
                 rows.append(row)
+                (args.out / "throughput.md").write_text(markdown(rows, device) + "\n")  # kept if a timeout ends the run
                 print(f"{row['row']:40s} {variant:18s} {speed:8.2f} samples/s  x{row['ratio_to_reference']:.2f} of reference  "
                       f"{row['peak_memory_gb']:.1f} GB", flush=True)
                 metrics = {k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
