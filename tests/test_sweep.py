@@ -1,5 +1,6 @@
 """The papermill sweep: grid, failure isolation, resume after a kill, parallel workers, SLURM arrays."""
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -87,3 +88,12 @@ def test_two_workers_share_one_training_run(tmp_path):
     frame = ResultsStore(tmp_path / "runs" / "toy" / "results.csv").read()
     assert frame[frame["run_id"].str.startswith("train-")]["run_id"].nunique() == 1
     assert (tmp_path / "runs" / "toy" / "translate" / "all" / "0" / "train" / "method" / "method.json").exists()
+    # A fresh clone: the table is there, the runs are not. A plain rerun skips everything; --retrain
+    # trains the weights again without writing a single row twice.
+    rows = len(frame)
+    shutil.rmtree(tmp_path / "runs" / "toy" / "translate")
+    assert [o.status for o in run_sweep(config, progress=False)] == ["skipped", "skipped"]
+    retrain = dataclasses.replace(config, retrain=True, gpus=())
+    assert [o.status for o in run_sweep(retrain, progress=False)] == ["done", "done"]
+    assert (tmp_path / "runs" / "toy" / "translate" / "all" / "0" / "train" / "method" / "method.json").exists()
+    assert len(ResultsStore(tmp_path / "runs" / "toy" / "results.csv").read()) == rows
