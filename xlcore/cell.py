@@ -208,7 +208,7 @@ class CellRun:
                 log.info("%s: trained already (%s); loaded", self.cell.key, self.training_id)
                 return
             cache = FeatureCache(self.output_dir / self.cell.preset / "feature_cache") if self.study.feature_cache else None
-            configs = {stage: self._budgeted(self.method.train_config(stage)) for stage in self.method.stages}
+            configs = {stage: self.budgeted(self.method.train_config(stage)) for stage in self.method.stages}
             costs = train_method(self.method, self.world, self.train_dir, cache=cache, train_configs=configs)
             if self.training_id in self.results.run_ids():
                 return
@@ -235,7 +235,8 @@ class CellRun:
                                    f"run notebooks/methods/{self.cell.method}.ipynb or the sweep first")
         self.method = load_method(self.train_dir / "method", self.backbone)
 
-    def _budgeted(self, config):
+    def budgeted(self, config):
+        """A stage's TrainConfig cut to the cell's budget (its share of the steps)."""
         if self.budget == 1.0:
             return config  # unchanged, so a run trained before budgets existed resumes as it was
         steps = max(1, round(config.steps * self.budget))

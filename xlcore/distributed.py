@@ -45,7 +45,7 @@ def train_run(method: str, preset: str = "toy", language: str = "de", seed: int 
     cache = None
     if run.study.feature_cache and state.num_processes == 1:
         cache = FeatureCache(run.output_dir / preset / "feature_cache")
-    configs = {stage: run._budgeted(run.method.train_config(stage)) for stage in run.method.stages}
+    configs = {stage: run.budgeted(run.method.train_config(stage)) for stage in run.method.stages}
     if state.is_main_process:
         log.info("training %s on %d process(es) into %s", method, state.num_processes, run.train_dir)
     train_method(run.method, run.world, run.train_dir, cache=cache, train_configs=configs)
