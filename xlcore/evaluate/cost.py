@@ -195,27 +195,21 @@ def step_options_applied(method: Method, options: StepOptions):
         raise ConfigError(f"attention must be 'sdpa' or 'classic', got {options.attention!r}")
     from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
-    try:
+    with contextlib.ExitStack() as undo:  # each change registers its own undo, run in reverse on exit
         for unet in unets:
             if options.gradient_checkpointing:
                 unet.enable_gradient_checkpointing()
+                undo.callback(unet.disable_gradient_checkpointing)
             if options.channels_last:
                 unet.to(memory_format=torch.channels_last)
+                undo.callback(unet.to, memory_format=torch.contiguous_format)
             if options.attention == "classic":
                 unet.set_attn_processor(AttnProcessor())
+                undo.callback(unet.set_attn_processor, AttnProcessor2_0())
             if options.compile_unet:
                 unet.compile()
+                undo.callback(setattr, unet, "_compiled_call_impl", None)  # nn.Module.compile's handle: eager again
         yield
-    finally:
-        for unet in unets:
-            if options.gradient_checkpointing:
-                unet.disable_gradient_checkpointing()
-            if options.channels_last:
-                unet.to(memory_format=torch.contiguous_format)
-            if options.attention == "classic":
-                unet.set_attn_processor(AttnProcessor2_0())
-            if options.compile_unet:
-                unet._compiled_call_impl = None  # nn.Module.compile's handle: back to eager
 
 
 def measure_stage_cost(method: Method, stage: str, world, *, steps: int = 3, batch_size: int | None = None,
