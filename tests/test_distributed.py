@@ -74,8 +74,10 @@ def test_a_method_trains_data_parallel_through_the_cli(tmp_path):
     from xlcore.backbone import load_backbone
     from xlcore.methods._base import load_method
 
-    run([*torchrun(), "-m", "xlcore", "train", "--method", "pea", "--language", "de", "--smoke",
-         "--output-dir", str(tmp_path)])
+    result = run([*torchrun(), "-m", "xlcore", "train", "--method", "pea", "--language", "de", "--smoke",
+                  "--output-dir", str(tmp_path)])
+    # one data-parallel run, not two processes each training alone (and racing for the checkpoint)
+    assert "training pea on 2 process(es)" in result.stdout + result.stderr
     folder = tmp_path / "toy" / "pea" / "de" / "0" / "train"
     method = load_method(folder / "method", load_backbone("toy"))
     assert method.trained_stages == ["adapter"]

@@ -30,13 +30,12 @@ def train_run(method: str, preset: str = "toy", language: str = "de", seed: int 
               overrides: dict | None = None) -> Path:
     """Train (or resume) the run of `method` that the sweep's cell (method, language, seed) would train;
     returns its folder. Safe to call in every process of a data-parallel launch."""
-    from accelerate import PartialState
-
     from .cache import FeatureCache
     from .cell import Cell, CellRun
     from .experiment import train_method
+    from .train import process_state
 
-    state = PartialState()
+    state = process_state()
     run = CellRun(Cell(preset, method, language, seed), smoke=smoke, output_dir=output_dir, budget=budget,
                   overrides=overrides)
     if run.method is None or not run.method.stages:

@@ -11,11 +11,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from accelerate import PartialState
-
 from .cache import FeatureCache
 from .methods._base import Method
-from .train import Trainer, TrainConfig
+from .train import Trainer, TrainConfig, process_state
 from .world import World
 
 log = logging.getLogger(__name__)
@@ -45,7 +43,7 @@ def train_method(method: Method, world: World, run_dir: str | Path, *, cache: Fe
         if stage not in method.trained_stages:
             method.trained_stages.append(stage)
     method.freeze()
-    state = PartialState()
+    state = process_state()
     if state.is_main_process:  # under data parallelism every process holds the same weights: one writes
         method.save(run_dir / "method")
     state.wait_for_everyone()

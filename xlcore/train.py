@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState, GradientState
+from accelerate.state import AcceleratorState, GradientState, PartialState
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 from tqdm.auto import tqdm
@@ -132,6 +132,15 @@ def make_optimizer(config: TrainConfig, params: list[nn.Parameter]) -> torch.opt
     raise XlcoreError(f"unknown optimizer {config.optimizer!r}; use adamw or lamb")
 
 
+def process_state() -> PartialState:
+    """accelerate's process state (rank, world size), set up the one way every part of xlcore uses.
+
+    cpu=True on a machine without a GPU makes a torchrun / `accelerate launch` run multi-CPU (gloo).
+    The state is created once per process and then shared, so whoever asks first decides: a plain
+    `PartialState()` first would pin a CPU launch to one process and every rank would train alone."""
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 class Trainer:
     """Train `task` under `config`, checkpointing into `run_dir` and resuming from it."""
 
@@ -144,7 +153,7 @@ class Trainer:
         # another, so the accelerator state is rebuilt for each; the distributed state is kept.
         AcceleratorState._reset_state(reset_partial_state=False)
         GradientState._reset_state()
-        # cpu=True on a machine without a GPU: accelerate then takes a torchrun launch as multi-CPU (gloo).
+        process_state()  # the process state first (see there), then the accelerator on top of it
         self.accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available(),
                                        gradient_accumulation_steps=config.grad_accumulation)
         # Data parallel (`accelerate launch`, `torchrun`, `accelerate.notebook_launcher`): every process
