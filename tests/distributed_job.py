@@ -1,6 +1,8 @@
-"""A deterministic training job for tests/test_distributed.py: the same global batch on one process
-(`python tests/distributed_job.py OUT`) or several (`torchrun --nproc_per_node 2 tests/distributed_job.py OUT`,
-or `accelerate.debug_launcher(run, (OUT,))`, the CPU form of `notebook_launcher`)."""
+"""Deterministic training jobs for tests/test_distributed.py: the same global batch on one process
+(`python tests/distributed_job.py OUT [TASK]`) or several (`torchrun --nproc_per_node 2
+tests/distributed_job.py OUT [TASK]`, or `accelerate.debug_launcher(run, (OUT,))`, the CPU form of
+`notebook_launcher`). TASK: `regression` (default; samples independent) or `contrastive` (the loss
+couples every sample of the global batch)."""
 
 import sys
 from pathlib import Path
@@ -9,6 +11,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from xlcore.methods._base import symmetric_info_nce
 from xlcore.train import TrainConfig, Trainer
 
 CONFIG = TrainConfig(steps=6, batch_size=16, lr=0.05, warmup_steps=0, checkpoint_every_steps=3, log_every=1,
@@ -41,14 +44,40 @@ class LinearRegression:
         return {"loss": ((self.model(x) - y) ** 2).mean()}
 
 
-def run(out: str) -> None:
-    task = LinearRegression()
+class Contrastive(LinearRegression):
+    """Two towers and a learnable temperature under CLIP's symmetric InfoNCE: every sample is a negative
+    for every other one of the global batch, so a process that saw only its slice would step elsewhere."""
+
+    def __init__(self):
+        super().__init__()
+        self.other = nn.Linear(2, 16)
+        self.log_scale = nn.Parameter(torch.tensor(2.0))
+        self.model[-1] = nn.Linear(16, 16)
+        generator = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            for p in [*self.model[-1].parameters(), *self.other.parameters()]:
+                p.copy_(torch.randn(p.shape, generator=generator) * 0.3)
+
+    def trainable_modules(self):
+        return {"model": self.model, "other": self.other, "scale": nn.ParameterList([self.log_scale])}
+
+    def loss(self, batch):
+        x, y = batch
+        return {"loss": symmetric_info_nce(self.model(x), self.other(y), self.log_scale.exp())}
+
+
+TASKS = {"regression": LinearRegression, "contrastive": Contrastive}
+
+
+def run(out: str, task: str = "regression") -> None:
+    task = TASKS[task]()
     trainer = Trainer(task, CONFIG, out)
     trainer.fit()
     if trainer.accelerator.is_main_process:
-        state = {k: v.contiguous() for k, v in task.model.state_dict().items()}
+        state = {f"{name}.{k}": v.contiguous() for name, module in task.trainable_modules().items()
+                 for k, v in module.state_dict().items()}
         save_file(state, str(Path(out) / "final.safetensors"), metadata={"processes": str(trainer.world_size)})
 
 
 if __name__ == "__main__":
-    run(sys.argv[1])
+    run(*sys.argv[1:])

@@ -60,6 +60,18 @@ def test_two_processes_with_torchrun_match_one_process(single, tmp_path):
     assert (tmp_path / "checkpoint" / "state.json").exists()
 
 
+def test_a_contrastive_loss_sees_the_whole_global_batch(tmp_path):
+    """The InfoNCE rows of every process are gathered, so two processes step as one with the whole batch
+    (a process contrasting only its own 8 rows would end elsewhere: checked by hand without the gather)."""
+    run([sys.executable, str(JOB), str(tmp_path / "one"), "contrastive"])
+    run([*torchrun(), str(JOB), str(tmp_path / "two"), "contrastive"])
+    (one, _), (two, processes) = final(tmp_path / "one"), final(tmp_path / "two")
+    assert processes == "2"
+    assert_same_run(one, two)
+    log = [json.loads(line)["loss"] for line in (tmp_path / "two" / "train_log.jsonl").read_text().splitlines()]
+    assert log[-1] < log[0], "the contrastive job learns"
+
+
 def test_the_in_process_launcher_matches_one_process(single, tmp_path):
     code = ("import sys; sys.path.insert(0, 'tests'); from accelerate import debug_launcher; "
             f"import distributed_job; debug_launcher(distributed_job.run, ({str(tmp_path)!r},), num_processes=2)")

@@ -159,8 +159,8 @@ class Trainer:
         # Data parallel (`accelerate launch`, `torchrun`, `accelerate.notebook_launcher`): every process
         # takes its slice of the same global batch and gradients are averaged over processes before each
         # optimizer step (what DDP does), so a run with N processes follows the single-process run with the
-        # same global batch. Losses that couple the samples of a batch (the contrastive stages) see only
-        # their process's slice, as in a DDP run without an all-gather; random draws (noise, dropout)
+        # same global batch. Losses that couple the samples of a batch (the contrastive stages) gather
+        # every process's rows first (`xlcore.distributed.gather_rows`); random draws (noise, dropout)
         # differ per process. Only the main process writes checkpoints and logs.
         self.world_size = self.accelerator.num_processes
         self.rank = self.accelerator.process_index

@@ -32,6 +32,7 @@ from ..backbone.base import Backbone
 from ..backbone.diffusion import denoising_loss, noisy_sample
 from ..cache import FeatureCache, FrozenFeatures
 from ..config import from_dict, to_dict
+from ..distributed import gather_rows
 from ..errors import ConfigError, DataFormatError, MissingWeightsError, UnknownLanguageError, UnknownMethodError
 from ..registry import METHODS
 from ..results import atomic_write_bytes, file_sha256
@@ -445,7 +446,13 @@ def capture_blocks(unet: nn.Module) -> Iterator[list[torch.Tensor]]:
 
 
 def symmetric_info_nce(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor | float) -> torch.Tensor:
-    """CLIP's symmetric InfoNCE between L2-normalised rows of `a` and `b` matched by position."""
+    """CLIP's symmetric InfoNCE between L2-normalised rows of `a` and `b` matched by position.
+
+    Under data parallelism the rows of every process are gathered first, so each row is contrasted with
+    the whole global batch (open_clip's `gather_features`, AltCLIP's and mCLIP's distributed training):
+    N processes compute the loss, and after the Trainer's gradient averaging the gradient, of one process
+    with the whole batch."""
+    a, b = gather_rows(a), gather_rows(b)
     a, b = nn.functional.normalize(a.float(), dim=-1), nn.functional.normalize(b.float(), dim=-1)
     logits = scale * a @ b.T
     target = torch.arange(len(a), device=a.device)
