@@ -51,6 +51,16 @@ PROSE = {
               "caption (en) -> XLM-R (frozen) -> X-projector --ITC--> CLIP image (frozen)\n"
               "                                               \\--TTC--> CLIP text (frozen)\n"
               "prompt (X) -> XLM-R -> X-projector token head -> UNet (frozen) -> image"),
+    "mclip_plus": ("mCLIP+: TriKD after MTE enhancement (Chen et al., ACL 2023, section 3.3)",
+                   "TriKD as in the `trikd` notebook, preceded by stage `mte`: a copy of the multilingual encoder is "
+                   "trained on parallel text (each sentence against its English translation) with a contrastive loss on "
+                   "its mask-mean-pooled states (temperature 0.1; token and position embeddings frozen, as upstream's "
+                   "`xlmr_2stage`). TriKD then runs on the enhanced encoder, frozen again. Deviation (labelled): "
+                   "upstream's MTE also trains a translation decoder with cross-entropy; the toy keeps the contrastive "
+                   "term only. The write-up's retrieval numbers for mCLIP are mCLIP+'s.",
+                   "stage mte:   sentence (X) -> XLM-R copy (trained) --InfoNCE-- XLM-R copy <- translation (en)\n"
+                   "stage trikd: caption (en) -> enhanced XLM-R (frozen) -> X-projector --ITC/TTC--> CLIP (frozen)\n"
+                   "prompt (X) -> enhanced XLM-R -> X-projector token head -> UNet (frozen) -> image"),
     "altclip": ("AltCLIP (Chen et al., 2022, arXiv 2211.06679)",
                 "Frozen: the CLIP image tower and the English CLIP text tower (the teacher). Trains: the whole "
                 "multilingual encoder plus a transformation into CLIP's text space. Stage `teacher`: MSE between the "

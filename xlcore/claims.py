@@ -118,14 +118,14 @@ def claims_audit(results_path: str | Path) -> pd.DataFrame:
             f"{others.max():.1f} ({others.idxmax()}); chance about 12.5", NOT_MEASURABLE if culture.max() < 20 else
             (SUPPORTED if culture["altdiffusion"] >= others.max() else CONTRADICTED),
             "within the toy budgets no method draws the culture concepts above chance, so the toy cannot decide it")
-    claimed = ["altdiffusion", "trikd", "iap", "mulan", "pea"]
+    claimed = ["altdiffusion", "mclip_plus", "iap", "mulan", "pea"]
     present = [m for m in claimed if m in consistency.index]
     if len(present) == len(claimed):  # every method of the claim evaluated
         measured = sorted(present, key=lambda m: -consistency[m])
         add("Quality ordering AltDiffusion > mCLIP+ > IAP > MuLan > PEA", " > ".join(claimed),
             "toy consistency: " + " > ".join(f"{m} {consistency[m]:.2f}" for m in measured),
             SUPPORTED if measured == present else PARTLY if measured[0] == present[0] else CONTRADICTED,
-            "toy world, one protocol, TriKD without its MTE stage (mCLIP, not mCLIP+)")
+            "toy world, one protocol; mCLIP+ is TriKD after its MTE stage (MTE without the translation decoder)")
     if not consistency.empty:
         adapters = [m for m in ("mulan", "pea") if m in consistency.index]
         if adapters and "altdiffusion" in consistency.index:

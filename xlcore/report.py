@@ -35,7 +35,7 @@ def backbone_quality_table(results_path: str | Path) -> str:
     return "\n".join(lines)
 
 
-METHOD_ORDER = ["english-backbone", "untrained", "translate_oracle", "translate", "trikd", "altclip", "altdiffusion",
+METHOD_ORDER = ["english-backbone", "untrained", "translate_oracle", "translate", "trikd", "mclip_plus", "altclip", "altdiffusion",
                 "iap", "mulan", "pea", "full_finetune"]
 
 

@@ -41,6 +41,7 @@ DESCRIPTIONS = {  # what each system is, in one line (the methods' `label`s reco
     "translate_oracle": "upper bound: the world's exact translation, then the English pipeline",
     "translate": "translate-then-generate with a trained translator",
     "trikd": "mCLIP TriKD: a multilingual encoder distilled into CLIP's space",
+    "mclip_plus": "mCLIP+: TriKD after aligning the multilingual encoder on parallel text (MTE)",
     "altclip": "AltCLIP: teacher distillation, then contrastive tuning of the text encoder",
     "altdiffusion": "AltDiffusion: the AltCLIP encoder, then UNet concept alignment and quality tuning",
     "iap": "Image-as-Pivot: one cross-attention alignment per language",
