@@ -449,9 +449,8 @@ def symmetric_info_nce(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor | f
     """CLIP's symmetric InfoNCE between L2-normalised rows of `a` and `b` matched by position.
 
     Under data parallelism the rows of every process are gathered first, so each row is contrasted with
-    the whole global batch (open_clip's `gather_features`, AltCLIP's and mCLIP's distributed training):
-    N processes compute the loss, and after the Trainer's gradient averaging the gradient, of one process
-    with the whole batch."""
+    the whole global batch (as open_clip's `gather_features`): N processes compute the loss, and once the
+    Trainer averages gradients the gradient, that one process would compute on the whole batch."""
     a, b = gather_rows(a), gather_rows(b)
     a, b = nn.functional.normalize(a.float(), dim=-1), nn.functional.normalize(b.float(), dim=-1)
     logits = scale * a @ b.T
