@@ -230,7 +230,12 @@ def main(argv: list[str] | None = None) -> int:
                                                   options=options, warmup=warmup)
                 except torch.OutOfMemoryError:
                     torch.cuda.empty_cache()
-                    rows.append({"row": f"{name}/{stage}", "variant": variant, "oom": True})
+                    rows.append({"row": f"{name}/{stage}", "variant": variant, "failed": "out of memory"})
+                    continue
+                except Exception as error:  # one broken row must not cost the rest of a short GPU lease
+                    log.exception("%s/%s (%s) failed", name, stage, variant)
+                    rows.append({"row": f"{name}/{stage}", "variant": variant,
+                                 "failed": f"failed: {type(error).__name__}"})
                     continue
                 speed = args.batch_size / measured.seconds_per_step
                 if name == REFERENCE and variant == "default":
@@ -289,8 +294,8 @@ def markdown(rows: list[dict], device: dict) -> str:
              "peak GB | max batch 24 GB | max batch 80 GB | GPU-h at published budget | $ |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
-        if r.get("oom"):
-            lines.append(f"| {r['row']} | {r['variant']} | out of memory | | | | | | | | | | |")
+        if r.get("failed"):
+            lines.append(f"| {r['row']} | {r['variant']} | {r['failed']} | | | | | | | | | | |")
             continue
         lines.append(
             f"| {r['row']} | {r['variant']} | {r['trainable_parameters'] / 1e6:,.1f}M | {r['samples_per_s']:.2f} | "

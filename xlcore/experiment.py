@@ -7,13 +7,14 @@ returns per-stage costs measured on this machine. Measuring what it learned is `
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from .cache import FeatureCache
 from .methods._base import Method
-from .train import Trainer, TrainConfig, process_state
+from .train import Trainer, TrainConfig, mixed_precision_beside, process_state
 from .world import World
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,10 @@ def train_method(method: Method, world: World, run_dir: str | Path, *, cache: Fe
     costs = []
     for stage in method.stages:
         config = (train_configs or {}).get(stage) or method.train_config(stage)
+        precision = mixed_precision_beside(config, method.backbone.dtype)
+        if precision != config.mixed_precision:
+            log.info("%s/%s: %s autocast beside the %s backbone", method.name, stage, precision, method.backbone.dtype)
+            config = dataclasses.replace(config, mixed_precision=precision)
         task = method.task(stage, world, cache)
         trainer = Trainer(task, config, run_dir / stage)
         trainer.fit()

@@ -94,6 +94,22 @@ class TrainConfig:
     log_every: int = option(10, "Log loss terms every this many steps.", smoke=1)
 
 
+HALF_PRECISION = {torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+def mixed_precision_beside(config: TrainConfig, frozen_dtype: torch.dtype) -> str:
+    """The mixed precision a stage trains under next to a frozen backbone held in `frozen_dtype`.
+
+    Trainable modules keep float32 weights. Beside a half-precision backbone (sd15 on a GPU), a stage
+    configured 'no' would feed float32 activations into half-precision frozen layers (a CLIP projection,
+    the frozen UNet's attention) and fail with a dtype mismatch; autocast in the backbone's dtype is what
+    makes the two meet, so such a stage runs under it. A float32 backbone (the toy preset, a CPU) keeps
+    the configured setting."""
+    if config.mixed_precision == "no" and frozen_dtype in HALF_PRECISION:
+        return HALF_PRECISION[frozen_dtype]
+    return config.mixed_precision
+
+
 def step_indices(step: int, batch_size: int, dataset_size: int, seed: int) -> list[int]:
     """Dataset indices of global batch `step`: epochs are permutations seeded by (seed, epoch)."""
     start = step * batch_size

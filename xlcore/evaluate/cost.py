@@ -36,7 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..errors import ConfigError, DataFormatError
 from ..methods._base import Method
 from ..provenance import hardware
-from ..train import make_optimizer, step_indices, to_device
+from ..train import make_optimizer, mixed_precision_beside, step_indices, to_device
 from .common import Measurement
 
 log = logging.getLogger(__name__)
@@ -172,9 +172,9 @@ def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
 @dataclass(frozen=True)
 class StepOptions:
     """How a measured step runs (benchmarks/throughput.py compares them). Defaults: the stage's own
-    training setup, i.e. bf16 autocast on a GPU when its config asks for it, SDPA attention."""
+    training setup, i.e. bf16 autocast on a GPU when its config asks for it or the backbone is half precision, SDPA attention."""
 
-    autocast_bf16: bool | None = None  # None: the stage config's mixed_precision, on CUDA only
+    autocast_bf16: bool | None = None  # None: as training runs it (train.mixed_precision_beside; on CUDA only for a float32 backbone)
     gradient_checkpointing: bool = False  # on every UNet the step runs through (trainable or frozen)
     channels_last: bool = False
     compile_unet: bool = False  # torch.compile of the UNets' forward (the first steps pay for compiling)
@@ -229,12 +229,21 @@ def measure_stage_cost(method: Method, stage: str, world, *, steps: int = 3, bat
     config = method.train_config(stage)
     batch_size = batch_size or config.batch_size
     task = method.task(stage, world)  # uncached: the frozen features are part of the measured step
+    device = method.backbone.device
+    # As the Trainer does: the method's own modules, and frozen ones its loss runs through, on the backbone's device.
+    frozen = task.frozen_modules() if hasattr(task, "frozen_modules") else {}
+    for module in [*task.trainable_modules().values(), *frozen.values()]:
+        module.to(device)
     params = list(method.trainable_parameters(stage).values())
     saved = [p.detach().clone() for p in params]
-    device = method.backbone.device
     optimizer = make_optimizer(config, params) if steps else None
-    use_bf16 = (config.mixed_precision == "bf16" and device.type == "cuda") if options.autocast_bf16 is None \
-        else options.autocast_bf16
+    # As in training: autocast when the stage asks for it on a GPU, or beside a half-precision backbone.
+    precision = mixed_precision_beside(config, method.backbone.dtype)
+    if options.autocast_bf16 is None:
+        use_autocast = precision != "no" and (device.type == "cuda" or method.backbone.dtype in (torch.bfloat16, torch.float16))
+    else:
+        use_autocast = options.autocast_bf16
+    autocast_dtype = torch.float16 if precision == "fp16" and options.autocast_bf16 is None else torch.bfloat16
     for module in task.trainable_modules().values():
         module.train()
     if device.type == "cuda":
@@ -257,7 +266,7 @@ def measure_stage_cost(method: Method, stage: str, world, *, steps: int = 3, bat
         if counting:
             flops.append(counter.get_total_flops())
         with FlopCounterMode(display=False) if counting else contextlib.nullcontext() as counter, \
-                torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                torch.autocast(device.type, dtype=autocast_dtype, enabled=use_autocast):
             loss = method.loss(features, stage)["loss"]
             if optimizer is not None:
                 optimizer.zero_grad(set_to_none=True)

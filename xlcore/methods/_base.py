@@ -296,8 +296,11 @@ class Method:
     def denoise(self, unet: nn.Module, x0: torch.Tensor, context: torch.Tensor,
                 **unet_kwargs) -> tuple[torch.Tensor, Any, torch.Tensor]:
         """The denoising loss of `unet` on `x0` under `context`: (loss, noisy sample, prediction)."""
-        sample = noisy_sample(self.backbone.noise_scheduler, x0)
-        prediction = unet(sample.noisy, sample.timesteps, encoder_hidden_states=context, **unet_kwargs).sample
+        # Inputs in the UNet's own dtype: outside autocast (an fp32 run beside a bf16 frozen backbone) a
+        # bf16 latent or context would not meet an fp32 trainable UNet's weights, nor the reverse.
+        dtype = next(unet.parameters()).dtype
+        sample = noisy_sample(self.backbone.noise_scheduler, x0.to(dtype))
+        prediction = unet(sample.noisy, sample.timesteps, encoder_hidden_states=context.to(dtype), **unet_kwargs).sample
         return denoising_loss(prediction, sample), sample, prediction
 
 
