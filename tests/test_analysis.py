@@ -79,3 +79,11 @@ def test_claims_audit_gives_every_claim_a_verdict_from_the_measured_artefacts(re
     assert audit.loc["AltDiffusion trainable parameters", "verdict"] == CONTRADICTED
     assert "19.17M" in audit.loc["AltDiffusion trainable parameters", "this study / the sources"]
     assert audit.loc["MuLan trainable parameters", "verdict"] == SUPPORTED
+    # GPU-hours at the published samples from the speed measured on the H200 (benchmarks/results): the
+    # two AltDiffusion stages' rows of throughput.csv, summed.
+    from xlcore.claims import GPU_THROUGHPUT_FILE
+    from xlcore.results import ResultsStore
+
+    rows = ResultsStore(GPU_THROUGHPUT_FILE).read().query("metric == 'measured_gpu_hours' and method == 'altdiffusion'")
+    assert len(rows) == 2
+    assert f"take {rows['value'].sum():,.0f} H200-h" in audit.loc["AltDiffusion training cost", "this study / the sources"]

@@ -3,8 +3,9 @@ what the methods' own sources support, with a verdict: supported, contradicted, 
 
 Measured figures are read from the study's artefacts, never typed in: trainable parameters and FLOPs of
 the full-size sd15 architectures (`benchmarks/results/sd15_cost.csv`, written by `benchmarks/sd15_cost.py`),
-published budgets with their sources (`assets/published_budgets.json`), extrapolated GPU-hours and toy
-quality from the results table. The verdict rules are written next to each claim, so a rerun with new
+published budgets with their sources (`assets/published_budgets.json`), extrapolated GPU-hours, GPU-hours
+at the speed measured on a GPU (`benchmarks/results/throughput_sd15_h200/`, written by
+`benchmarks/gpu_check.sh`) and toy quality from the results table. The verdict rules are written next to each claim, so a rerun with new
 numbers can change a verdict.
 """
 
@@ -35,6 +36,20 @@ def _sd15_parameters(path: Path = SCALE_FLOPS_FILE) -> dict[str, tuple[float, fl
     return {f"{m}/{s}": (row["trainable_parameters"], row["trainable_share_pct"]) for (m, s), row in pivot.iterrows()}
 
 
+GPU_THROUGHPUT_FILE = SCALE_FLOPS_FILE.parent / "throughput_sd15_h200" / "throughput.csv"
+
+
+def _measured_gpu_hours(path: Path = GPU_THROUGHPUT_FILE) -> tuple[dict[str, float], str]:
+    """'<method>/<stage>' -> GPU-hours for the published budget at the sd15 speed measured on a GPU, and the card."""
+    if not Path(path).exists():
+        return {}, ""
+    frame = ResultsStore(path).read()
+    frame = frame[frame["metric"] == "measured_gpu_hours"]
+    hours = {f"{row.method}/{row.stage}": float(row.value) for row in frame.itertuples()}
+    card = str(frame["hardware"].iloc[0]).removesuffix(" x1").removeprefix("NVIDIA ") if len(frame) else ""
+    return hours, card
+
+
 def _toy_quality(results_path: Path, metric: str) -> pd.Series:
     from .analysis import method_quality
 
@@ -50,6 +65,7 @@ def claims_audit(results_path: str | Path) -> pd.DataFrame:
     budgets = published_budgets()
     prices = PriceTable.load()
     scale = flops_at_published_scale()
+    measured_hours, card = _measured_gpu_hours()
     consistency = _toy_quality(Path(results_path), "consistency_clip_cos")
     culture = _toy_quality(Path(results_path), "culture_shape")
 
@@ -96,10 +112,15 @@ def claims_audit(results_path: str | Path) -> pd.DataFrame:
     hours = (budgets.get("altdiffusion/concept", {}).get("reported_gpu_hours") or 0) + \
             (budgets.get("altdiffusion/quality", {}).get("reported_gpu_hours") or 0)
     add("AltDiffusion training cost", "~21,000 A100-h, $47,700",
-        f"published {hours:,.0f} A100-h for the two diffusion stages (64 A100 x 15 days), more with the CFG phase",
+        f"published {hours:,.0f} A100-h for the two diffusion stages (64 A100 x 15 days), more with the CFG phase"
+        + (f"; at the speed measured on one {card} (batch 8, bf16) their published samples take "
+           f"{measured_hours['altdiffusion/concept'] + measured_hours['altdiffusion/quality']:,.0f} {card}-h"
+           if {"altdiffusion/concept", "altdiffusion/quality"} <= measured_hours.keys() else ""),
         PARTLY, "the order of magnitude holds; the figure matches none of the published phases; the dollars have no source")
     add("Full fine-tuning", "~150,000 A100-h, $320,000, 1B (100%)",
-        f"{p('full_finetune/joint')}; {extrapolated('full_finetune/joint')}", CONTRADICTED,
+        f"{p('full_finetune/joint')}; {extrapolated('full_finetune/joint')}"
+        + (f"; {measured_hours['full_finetune/joint']:,.0f} {card}-h at the speed measured on one"
+           if "full_finetune/joint" in measured_hours else ""), CONTRADICTED,
         "the only published run (Taiyi) took 3,200 A100-h and trained the text encoder only; AltDiffusion's whole-UNet "
         "stage saw about 1B samples in 10,752 A100-h, so 150,000 would mean about 14 times that data")
     mean = sum(MCLIP_PLUS_ROW) / len(MCLIP_PLUS_ROW)
