@@ -94,6 +94,14 @@ class TrainConfig:
     log_every: int = option(10, "Log loss terms every this many steps.", smoke=1)
 
 
+def place_task_modules(task: TrainingTask, device: torch.device) -> None:
+    """Move a task's trainable modules, and the frozen ones its loss runs through (a teacher, a frozen
+    encoder), to `device`."""
+    frozen = task.frozen_modules() if hasattr(task, "frozen_modules") else {}
+    for module in [*task.trainable_modules().values(), *frozen.values()]:
+        module.to(device)
+
+
 HALF_PRECISION = {torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
@@ -183,10 +191,7 @@ class Trainer:
         if self.world_size > 1 and config.batch_size % self.world_size:
             raise ConfigError(f"batch_size {config.batch_size} does not split over {self.world_size} processes")
         self.modules = task.trainable_modules()
-        # Frozen parts the loss runs through (a teacher, a frozen encoder) go to the same device.
-        frozen = task.frozen_modules() if hasattr(task, "frozen_modules") else {}
-        for module in [*self.modules.values(), *frozen.values()]:
-            module.to(self.accelerator.device)
+        place_task_modules(task, self.accelerator.device)
         self.params = [p for m in self.modules.values() for p in m.parameters() if p.requires_grad]
         if not self.params:
             raise XlcoreError("the task has no trainable parameters")

@@ -36,7 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..errors import ConfigError, DataFormatError
 from ..methods._base import Method
 from ..provenance import hardware
-from ..train import make_optimizer, mixed_precision_beside, step_indices, to_device
+from ..train import make_optimizer, mixed_precision_beside, place_task_modules, step_indices, to_device
 from .common import Measurement
 
 log = logging.getLogger(__name__)
@@ -230,10 +230,7 @@ def measure_stage_cost(method: Method, stage: str, world, *, steps: int = 3, bat
     batch_size = batch_size or config.batch_size
     task = method.task(stage, world)  # uncached: the frozen features are part of the measured step
     device = method.backbone.device
-    # As the Trainer does: the method's own modules, and frozen ones its loss runs through, on the backbone's device.
-    frozen = task.frozen_modules() if hasattr(task, "frozen_modules") else {}
-    for module in [*task.trainable_modules().values(), *frozen.values()]:
-        module.to(device)
+    place_task_modules(task, device)  # as the Trainer does
     params = list(method.trainable_parameters(stage).values())
     saved = [p.detach().clone() for p in params]
     optimizer = make_optimizer(config, params) if steps else None
