@@ -36,7 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..errors import ConfigError, DataFormatError
 from ..methods._base import Method
 from ..provenance import hardware
-from ..train import make_optimizer, mixed_precision_beside, place_task_modules, step_indices, to_device
+from ..train import HALF_PRECISION, make_optimizer, mixed_precision_beside, place_task_modules, step_indices, to_device
 from .common import Measurement
 
 log = logging.getLogger(__name__)
@@ -237,7 +237,7 @@ def measure_stage_cost(method: Method, stage: str, world, *, steps: int = 3, bat
     # As in training: autocast when the stage asks for it on a GPU, or beside a half-precision backbone.
     precision = mixed_precision_beside(config, method.backbone.dtype)
     if options.autocast_bf16 is None:
-        use_autocast = precision != "no" and (device.type == "cuda" or method.backbone.dtype in (torch.bfloat16, torch.float16))
+        use_autocast = precision != "no" and (device.type == "cuda" or method.backbone.dtype in HALF_PRECISION)
     else:
         use_autocast = options.autocast_bf16
     autocast_dtype = torch.float16 if precision == "fp16" and options.autocast_bf16 is None else torch.bfloat16
