@@ -87,3 +87,27 @@ def test_claims_audit_gives_every_claim_a_verdict_from_the_measured_artefacts(re
     rows = ResultsStore(GPU_THROUGHPUT_FILE).read().query("metric == 'measured_gpu_hours' and method == 'altdiffusion'")
     assert len(rows) == 2
     assert f"take {rows['value'].sum():,.0f} H200-h" in audit.loc["AltDiffusion training cost", "this study / the sources"]
+
+
+def test_method_cost_prefers_a_seed_that_timed_every_stage(tmp_path):
+    """A seed whose stage trained untimed (copied from another run) is only a lower bound: the fastest fully
+    timed seed counts, and the time is marked incomplete only where no seed timed every stage."""
+    from xlcore.report import method_cost
+
+    def stage(method, seed, name, seconds):
+        run = f"train-{method}-all-s{seed}-x"
+        timed = [] if seconds is None else [
+            ResultRow(run, "toy", method, name, "all", "cost/training", "train_seconds", seconds, seed=seed,
+                      timestamp="2026-11-27T00:00:00+00:00")]
+        return timed + [ResultRow(run, "toy", method, name, "all", "cost/training", "train_steps", 100, seed=seed,
+                                  timestamp="2026-11-27T00:00:00+00:00")]
+
+    store = ResultsStore(tmp_path / "results.csv")
+    store.append(stage("altdiffusion", 0, "teacher", None) + stage("altdiffusion", 0, "concept", 300.0)
+                 + stage("altdiffusion", 1, "teacher", 200.0) + stage("altdiffusion", 1, "concept", 400.0)
+                 + stage("altclip", 0, "teacher", None) + stage("altclip", 0, "contrastive", 100.0))
+    cost = method_cost(store.read())
+    assert cost.at["altdiffusion", "train_seconds"] == 600.0  # seed 1, not seed 0's faster lower bound
+    assert bool(cost.at["altdiffusion", "time_complete"])
+    assert cost.at["altclip", "train_seconds"] == 100.0
+    assert not bool(cost.at["altclip", "time_complete"])

@@ -274,9 +274,9 @@ class StudyConfig:
                                                 "English and in each; per-language methods train for each).",
         smoke=("de",))
     seeds: tuple[int, ...] = option(
-        lambda: (0, 1), "Seeds of the study's sweep: each trains and evaluates every cell again (error bars over seeds; "
-                        "the committed toy grid has seeds 0 and 1; the 3-seed grid is `--set seeds=[0,1,2]`, about "
-                        "2.5 h of CPU per extra seed on 2 cores).", smoke=(0,))
+        lambda: (0, 1, 2), "Seeds of the study's sweep: each trains and evaluates every cell again (error bars "
+                           "over seeds; the committed toy grid has these three; one seed is about 2.2 h of CPU on 2 "
+                           "cores).", smoke=(0,))
     evaluation: GenerationEvalConfig = option(
         lambda: GenerationEvalConfig(n_prompts=40, n_culture_prompts=20),
         "Generation evaluation of every method (its languages: English plus method_languages). The study keeps "

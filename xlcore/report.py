@@ -55,18 +55,21 @@ def method_cost(frame: pd.DataFrame) -> pd.DataFrame:
     """Per method: trainable parameters (largest stage) and training seconds from the latest training runs:
     summed over stages, the fastest seed of each run (wall-clock time on a shared machine only grows with
     other load, so the minimum of repeats is the best estimate), averaged over a per-language method's
-    languages."""
+    languages. Seeds that timed every stage come first; `time_complete` is False where none did."""
     trained = _latest_runs(frame, "train-")
     params = trained[(trained["benchmark"] == "cost/measured") & (trained["metric"] == "trainable_parameters")]
-    seconds = (trained[trained["metric"] == "train_seconds"].groupby(["method", "language", "seed"])["value"].sum()
-               .groupby(["method", "language"]).min())
-    # A stage that trained (steps > 0) without a recorded time makes the method's time a lower bound.
+    # A stage that trained (steps > 0) without a recorded time makes its run's time a lower bound.
     steps = trained[(trained["metric"] == "train_steps") & (trained["value"] > 0)]
     timed = trained[trained["metric"] == "train_seconds"]
-    untimed = set(steps.set_index(["method", "run_id", "stage"]).index) - set(timed.set_index(["method", "run_id", "stage"]).index)
+    untimed_runs = {run for run, _ in set(steps.set_index(["run_id", "stage"]).index)
+                    - set(timed.set_index(["run_id", "stage"]).index)}
+    per_seed = timed.groupby(["method", "language", "seed", "run_id"])["value"].sum().reset_index()
+    per_seed["complete"] = ~per_seed["run_id"].isin(untimed_runs)
+    fastest = (per_seed.sort_values(["complete", "value"], ascending=[False, True])
+               .groupby(["method", "language"]).first())
     out = pd.DataFrame({"trainable_parameters": params.groupby("method")["value"].max(),
-                        "train_seconds": seconds.groupby("method").mean()})
-    out["time_complete"] = [not any(m == name for m, _, _ in untimed) for name in out.index]
+                        "train_seconds": fastest["value"].groupby("method").mean()})
+    out["time_complete"] = fastest["complete"].groupby("method").all().reindex(out.index, fill_value=True)
     return out
 
 
