@@ -77,7 +77,7 @@ def test_loss_goes_down_on_a_fixed_batch(name, smoke_backbone, small_world):
     method = make(name, smoke_backbone)
     for stage in method.stages:
         task = method.task(stage, small_world)
-        batch = task.batch(list(range(8)))
+        batch = task.inputs(task.batch(list(range(8))))  # the frozen features once: a fixed batch
         params = list(method.trainable_parameters(stage).values())
         # Ten times the stage's own learning rate, within [1e-3, 3e-3]: a few dozen steps must show progress.
         optimizer = torch.optim.Adam(params, lr=min(3e-3, max(1e-3, 10 * method.train_config(stage).lr)))
@@ -226,7 +226,7 @@ def test_every_method_runs_on_the_sd15_code_path(name, sd15_small):
     method = make(name, sd15_small)
     for stage in method.stages:
         task = method.task(stage, world)
-        terms = task.loss(task.batch([0, 1]))
+        terms = task.loss(task.inputs(task.batch([0, 1])))
         assert torch.isfinite(terms["loss"]), f"{name}/{stage}"
         terms["loss"].backward()
         assert any(p.grad is not None for p in method.trainable_parameters(stage).values()), f"{name}/{stage}"
@@ -282,7 +282,7 @@ def test_iap_step_with_no_english_pivot_in_the_batch_is_a_zero_loss(smoke_backbo
     from: the loss is zero, yet a step still runs (it used to fail on an empty tensor)."""
     method = make("iap", smoke_backbone, caption_dropout=0.0)
     task = method.task("pivot", small_world)
-    batch = task.batch(list(range(4)))
+    batch = task.inputs(task.batch(list(range(4))))
     batch["has_english"] = torch.zeros_like(batch["has_english"])
     terms = task.loss(batch)
     assert terms["loss"].item() == 0.0 and terms["items_with_english"].item() == 0.0

@@ -124,8 +124,113 @@ def test_warm_start_continues_from_exported_weights_at_their_step(tmp_path):
         Trainer(RegressionTask(), CONFIG, tmp_path / "b").warm_start({"model": weights(first)}, step=4)
 
 
-def test_stages_with_different_mixed_precision_run_in_one_process(tmp_path):
-    Trainer(RegressionTask(), dataclasses.replace(CONFIG, steps=2), tmp_path / "fp32").fit()
-    trainer = Trainer(RegressionTask(), dataclasses.replace(CONFIG, steps=2, mixed_precision="bf16"), tmp_path / "bf16")
-    trainer.fit()
-    assert trainer.accelerator.mixed_precision == "bf16"
+class PrecisionProbe(RegressionTask):
+    """Records the dtype the model's forward computes in (what autocast decides)."""
+
+    def __init__(self):
+        super().__init__()
+        self.dtypes = set()
+
+    def loss(self, batch):
+        x, y = batch
+        out = self.model(x).squeeze(-1)
+        self.dtypes.add(out.dtype)
+        return {"loss": ((out.float() - y) ** 2).mean()}
+
+
+def test_each_stage_trains_in_its_own_precision_in_one_process(tmp_path):
+    """A bf16 stage computes its loss under bf16 autocast, and a float32 stage after it in the same process
+    is back in float32 (accelerate keeps one precision per process; the Trainer's autocast is per run)."""
+    bf16, fp32 = PrecisionProbe(), PrecisionProbe()
+    Trainer(bf16, dataclasses.replace(CONFIG, steps=2, mixed_precision="bf16"), tmp_path / "bf16").fit()
+    Trainer(fp32, dataclasses.replace(CONFIG, steps=2), tmp_path / "fp32").fit()
+    assert bf16.dtypes == {torch.bfloat16} and fp32.dtypes == {torch.float32}
+    assert all(p.dtype == torch.float32 for p in bf16.model.parameters())  # weights stay float32
+
+
+class NoDropoutRegression(RegressionTask):
+    """RegressionTask without dropout: its loss is a mean over independent samples, so splitting a batch
+    into micro-batches must not change the update."""
+
+    def __init__(self):
+        super().__init__()
+        self.model[2] = nn.Identity()
+
+
+@pytest.mark.parametrize("micro_batches", [2, 4])
+def test_accumulated_micro_batches_give_the_update_of_the_whole_batch(tmp_path, micro_batches):
+    config = dataclasses.replace(CONFIG, steps=6, max_grad_norm=100.0)
+    whole, split = NoDropoutRegression(), NoDropoutRegression()
+    history_whole = Trainer(whole, config, tmp_path / "whole").fit()
+    history_split = Trainer(split, dataclasses.replace(config, grad_accumulation=micro_batches), tmp_path / "split").fit()
+    for a, b in zip(history_whole, history_split):  # the same gradient norm: no second division by k
+        assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-5)
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
+    for name, value in weights(whole).items():
+        assert torch.allclose(weights(split)[name], value, atol=1e-6), name
+
+
+class _InfGradient(torch.autograd.Function):
+    """Identity forward; an infinite gradient backward (what an fp16 overflow looks like)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("inf")
+
+
+class OverflowAt(NoDropoutRegression):
+    """A loss small enough for fp16 at the scaler's initial 2^16 (x 1e-3), whose gradients overflow on the
+    given optimizer steps (1-based) while the loss itself stays finite."""
+
+    def __init__(self, overflow_steps=()):
+        super().__init__()
+        self.overflow_steps = set(overflow_steps)
+
+    def loss(self, batch):
+        self.calls += 1
+        x, y = batch
+        out = self.model(x).squeeze(-1)
+        if self.calls in self.overflow_steps:
+            out = _InfGradient.apply(out)
+        return {"loss": 1e-3 * ((out.float() - y) ** 2).mean()}
+
+
+def test_fp16_clips_the_unscaled_norm_and_skips_an_overflowing_step(tmp_path):
+    """fp16 on the CPU: the loss is scaled by 2^16 for backward, but clipping and the logged norm see the
+    unscaled gradient (the float32 run's, to fp16 precision); a step whose gradients overflow leaves the
+    weights alone, is counted and backs the scale off; the next steps train again."""
+    config = dataclasses.replace(CONFIG, steps=4, max_grad_norm=1e-4, checkpoint_every_steps=100)
+    fp32_task = OverflowAt()
+    reference = Trainer(fp32_task, dataclasses.replace(config, steps=1), tmp_path / "fp32").fit()
+    task = OverflowAt(overflow_steps={3})
+    trainer = Trainer(task, dataclasses.replace(config, mixed_precision="fp16"), tmp_path / "fp16")
+    assert trainer.scaler.is_enabled() and trainer.scaler.get_scale() == 2.0 ** 16
+    before = {}
+
+    original = trainer.train_step
+
+    def recording_step(*args, **kwargs):
+        before[trainer.step] = weights(task)
+        return original(*args, **kwargs)
+
+    trainer.train_step = recording_step
+    history = trainer.fit()
+    assert history[0]["grad_norm"] == pytest.approx(reference[0]["grad_norm"], rel=2e-2)  # not x 65,536
+    assert history[0]["grad_norm"] > 10 * config.max_grad_norm  # so clipping was active
+    initial = weights(OverflowAt())
+    update_fp16 = torch.cat([(before[1][k] - initial[k]).flatten() for k in initial])
+    update_fp32 = torch.cat([(weights(fp32_task)[k] - initial[k]).flatten() for k in initial])
+    # Clipped on the unscaled norm, the first update is the float32 run's (up to fp16 rounding); a clip on
+    # the scaled norm would shrink the gradient 65,536 times more, below Adam's epsilon.
+    assert torch.nn.functional.cosine_similarity(update_fp16, update_fp32, dim=0) > 0.99
+    assert float(update_fp16.norm()) == pytest.approx(float(update_fp32.norm()), rel=0.05)
+    assert history[2].get("skipped") == 1.0 and trainer.skipped_steps == 1
+    assert all(torch.equal(before[2][k], before[3][k]) for k in before[2])  # step 3 changed nothing
+    assert not all(torch.equal(before[3][k], v) for k, v in weights(task).items())  # step 4 trained
+    assert trainer.scaler.get_scale() == 2.0 ** 15
+    state = json.loads((tmp_path / "fp16" / "checkpoint" / "state.json").read_text())
+    assert state["skipped_steps"] == 1 and state["grad_scaler"]["scale"] == 2.0 ** 15  # a resume keeps both

@@ -1,10 +1,14 @@
 """One training loop for everything that trains: backbone pretraining now, every method and stage later.
 
 A task supplies its trainable parameters, a batch source and `loss(batch) -> {name: tensor}` with a
-"loss" entry (open_clip's TrainingTask idea); the `Trainer` owns the rest: accelerate for device and
-mixed precision, gradient accumulation, the optimizer and schedule, gradient clipping, an optional EMA
-of the weights, a NaN/inf guard, tqdm progress, a JSON-lines log of every loss term, and checkpoints
-every N steps or minutes that a rerun resumes from.
+"loss" entry (open_clip's TrainingTask idea); the `Trainer` owns the rest: accelerate for devices and
+processes, mixed precision (autocast, and a gradient scaler for fp16), gradient accumulation, the
+optimizer and schedule, gradient clipping, an optional EMA of the weights, a NaN/inf guard, tqdm
+progress, a JSON-lines log of every loss term, and checkpoints every N steps or minutes that a rerun
+resumes from.
+
+`Trainer.train_step` is the one optimizer step: training calls it in `fit`, and the cost measurement
+and the benchmarks time that same call (`xlcore.evaluate.cost`), so what is measured is what trains.
 
 Batches are a pure function of the step (an epoch's order is a permutation seeded by (seed, epoch)) and
 checkpoints carry the torch random state, so a resumed run sees exactly the batches, noise and dropout
@@ -13,6 +17,7 @@ that an uninterrupted run would have seen, and ends with the same weights.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -60,6 +65,17 @@ class TrainingTask(Protocol):
     def loss(self, batch: Any) -> dict[str, torch.Tensor]:
         """Named loss terms; the trainer minimises the entry "loss"."""
 
+    # Optional: `inputs(batch)`, what frozen encoders compute from a batch (no gradients, outside
+    # autocast, timed apart by the cost measurement); `frozen_modules()`, modules the loss runs through
+    # without training them (moved to the device with the trainable ones).
+
+
+class StepProfile(Protocol):
+    """What `Trainer.train_step` reports its phases to (the cost measurement times and counts them)."""
+
+    def phase(self, name: str) -> contextlib.AbstractContextManager:
+        """A context around phase `name`: 'features' (the frozen inputs) or 'train' (forward and backward)."""
+
 
 def to_device(batch: Any, device: torch.device) -> Any:
     """Move every tensor in a (nested) batch to `device`."""
@@ -78,7 +94,9 @@ class TrainConfig:
 
     steps: int = option(1000, "Optimizer steps to train for.", smoke=4)
     batch_size: int = option(64, "Samples per optimizer step (before accumulation is split).", smoke=8)
-    grad_accumulation: int = option(1, "Split each step's batch into this many micro-batches.")
+    grad_accumulation: int = option(
+        1, "Split each step's batch into this many micro-batches (same update as the whole batch at once, "
+           "for losses that average over samples; reach a paper's global batch on fewer or smaller GPUs).")
     optimizer: str = option("adamw", "'adamw' or 'lamb' (timm's LAMB, as mCLIP used).")
     lr: float = option(1e-3, "Peak learning rate.")
     weight_decay: float = option(0.01, "Decoupled weight decay.")
@@ -87,7 +105,9 @@ class TrainConfig:
     warmup_steps: int = option(100, "Linear warmup steps.", smoke=1)
     max_grad_norm: float = option(1.0, "Clip the global gradient norm to this (0 disables).")
     ema_decay: float = option(0.0, "Keep an exponential moving average of the weights (0 disables).")
-    mixed_precision: str = option("no", "'no', 'bf16' or 'fp16' (accelerate's mixed precision).")
+    mixed_precision: str = option(
+        "no", "'no', 'bf16' or 'fp16': autocast in that dtype around the loss; fp16 adds a gradient scaler "
+              "(unscaled before clipping, overflowing steps skipped and counted). Weights stay float32.")
     seed: int = option(0, "Seed of batch order and of the task's randomness.")
     checkpoint_every_steps: int = option(500, "Checkpoint every this many steps.", smoke=2)
     checkpoint_every_minutes: float = option(5.0, "And at least every this many minutes.")
@@ -103,6 +123,7 @@ def place_task_modules(task: TrainingTask, device: torch.device) -> None:
 
 
 HALF_PRECISION = {torch.bfloat16: "bf16", torch.float16: "fp16"}
+AUTOCAST_DTYPES = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def mixed_precision_beside(config: TrainConfig, frozen_dtype: torch.dtype) -> str:
@@ -172,26 +193,30 @@ class Trainer:
                  on_checkpoint: Callable[[int], None] | None = None):
         self.task, self.config, self.run_dir = task, config, Path(run_dir)
         self.on_checkpoint = on_checkpoint
-        # accelerate keeps one mixed-precision setting per process, but the stages of one job (the toy
-        # backbone's components, a method's stages) may each want their own. Trainers run one after
-        # another, so the accelerator state is rebuilt for each; the distributed state is kept.
+        # Stages of one job (the toy backbone's components, a method's stages) run one after another, each
+        # with its own settings, so accelerate's per-process accelerator state is rebuilt for each (the
+        # distributed state is kept). Accelerate places modules and tells ranks apart; precision and
+        # accumulation are the Trainer's own (`train_step`): accelerate's accumulation divides the loss in
+        # `backward` as well, and its fp16 scaler is never unscaled unless the optimizer is prepared.
         AcceleratorState._reset_state(reset_partial_state=False)
         GradientState._reset_state()
         process_state()  # the process state first (see there), then the accelerator on top of it
-        self.accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available(),
-                                       gradient_accumulation_steps=config.grad_accumulation)
-        # Data parallel (`accelerate launch`, `torchrun`, `accelerate.notebook_launcher`): every process
-        # takes its slice of the same global batch and gradients are averaged over processes before each
-        # optimizer step (what DDP does), so a run with N processes follows the single-process run with the
-        # same global batch. Losses that couple the samples of a batch (the contrastive stages) gather
-        # every process's rows first (`xlcore.distributed.gather_rows`); random draws (noise, dropout)
-        # differ per process. Only the main process writes checkpoints and logs.
+        self.accelerator = Accelerator(mixed_precision="no", cpu=not torch.cuda.is_available())
+        self.device = self.accelerator.device
+        if config.mixed_precision not in AUTOCAST_DTYPES:
+            raise ConfigError(f"mixed_precision must be one of {', '.join(AUTOCAST_DTYPES)}, got {config.mixed_precision!r}")
+        if config.grad_accumulation < 1:
+            raise ConfigError(f"grad_accumulation must be at least 1, got {config.grad_accumulation}")
+        self.autocast_dtype = AUTOCAST_DTYPES[config.mixed_precision]
+        # fp16 gradients underflow without loss scaling; bf16 has float32's range and needs none.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.mixed_precision == "fp16")
+        self.skipped_steps = 0  # optimizer steps skipped because the fp16 gradients overflowed
         self.world_size = self.accelerator.num_processes
         self.rank = self.accelerator.process_index
         if self.world_size > 1 and config.batch_size % self.world_size:
             raise ConfigError(f"batch_size {config.batch_size} does not split over {self.world_size} processes")
         self.modules = task.trainable_modules()
-        place_task_modules(task, self.accelerator.device)
+        place_task_modules(task, self.device)
         self.params = [p for m in self.modules.values() for p in m.parameters() if p.requires_grad]
         if not self.params:
             raise XlcoreError("the task has no trainable parameters")
@@ -237,7 +262,8 @@ class Trainer:
         torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
         save_file({"torch_rng": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
         files = {path.name: file_sha256(path) for path in sorted(tmp.iterdir())}
-        state = {"step": self.step, "config": to_dict(self.config), "train_seconds": self.elapsed(), "files": files}
+        state = {"step": self.step, "config": to_dict(self.config), "train_seconds": self.elapsed(), "files": files,
+                 "skipped_steps": self.skipped_steps, "grad_scaler": self.scaler.state_dict()}
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
         fsync_tree(tmp)
         previous = self.run_dir / "checkpoint.prev"
@@ -304,6 +330,9 @@ class Trainer:
         else:  # checkpoints written before the random state was saved: reseed, resume stays close
             log.warning("%s has no random state; reseeding from the step", directory)
             torch.manual_seed(self.config.seed * 1_000_003 + int(state["step"]))
+        if state.get("grad_scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["grad_scaler"])
+        self.skipped_steps = int(state.get("skipped_steps", 0))
         self.step = int(state["step"])
         # Checkpoints written before training time was recorded do not know it: NaN (unknown), never 0.
         self.train_seconds = float(state.get("train_seconds", math.nan))
@@ -345,10 +374,10 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------------
 
-    def _micro_batches(self, indices: list[int]) -> Iterator[Any]:
+    def _micro_batches(self, indices: list[int]) -> Iterator[list[int]]:
         size = math.ceil(len(indices) / self.config.grad_accumulation)
         for start in range(0, len(indices), size):
-            yield self.task.batch(indices[start:start + size])
+            yield indices[start:start + size]
 
     def _average_over_processes(self, terms: dict[str, float]) -> dict[str, float]:
         """All-reduce the gradients (mean over processes, as DDP) and the logged loss terms."""
@@ -360,9 +389,70 @@ class Trainer:
             dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
             p.grad.div_(self.world_size)
         names = sorted(terms)
-        values = torch.tensor([terms[n] for n in names], dtype=torch.float64, device=self.accelerator.device)
+        values = torch.tensor([terms[n] for n in names], dtype=torch.float64, device=self.device)
         dist.all_reduce(values, op=dist.ReduceOp.SUM)
         return {n: float(v) / self.world_size for n, v in zip(names, values)}
+
+    def train_step(self, step: int | None = None, *, update: bool = True,
+                   profile: StepProfile | None = None) -> dict[str, float]:
+        """One optimizer step on global batch `step` (default: the run's next), returning its loss terms.
+
+        The batch is split into `grad_accumulation` micro-batches; each one's loss is weighted by its share
+        of the batch before `backward`, once, so k micro-batches give the update of the whole batch at once
+        (for losses that average over samples). Under data parallelism each process takes its slice of the
+        global batch and gradients are averaged over processes. With fp16 the loss is scaled, gradients are
+        unscaled before clipping, and a step whose gradients overflowed is skipped (and counted) by the
+        scaler. `update=False` stops before the optimizer (FLOP counting without optimizer state). Does
+        not advance `self.step`: `fit` does, so the cost measurement can time any step without moving the run.
+        """
+        config = self.config
+        step = self.step if step is None else step
+        for group in self.optimizer.param_groups:
+            group["lr"] = config.lr * _lr_factor(config, step)
+        indices = step_indices(step, config.batch_size, self.task.dataset_size(), config.seed)
+        if self.world_size > 1:  # this process's contiguous slice of the global batch
+            share = config.batch_size // self.world_size
+            indices = indices[self.rank * share:(self.rank + 1) * share]
+        phase = profile.phase if profile is not None else _no_phase
+        terms_sum: dict[str, float] = {}
+        for micro in self._micro_batches(indices):
+            weight = len(micro) / len(indices)
+            batch = to_device(self.task.batch(micro), self.device)
+            with phase("features"):  # the frozen encoders' part: no gradients, outside autocast
+                inputs = self.task.inputs(batch) if hasattr(self.task, "inputs") else batch
+            with phase("train"):
+                with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+                    terms = self.task.loss(inputs)
+                for name, value in terms.items():
+                    if not torch.isfinite(value).all():
+                        raise NonFiniteLossError(
+                            f"loss term {name!r} is {value.item()} at step {step}; the last good "
+                            f"checkpoint in {self.checkpoint_dir} is kept (lower the learning rate or check the data)"
+                        )
+                    terms_sum[name] = terms_sum.get(name, 0.0) + float(value.detach()) * weight
+                self.scaler.scale(terms["loss"] * weight).backward()
+        if self.world_size > 1:
+            terms_sum = self._average_over_processes(terms_sum)
+        if not update:
+            self.optimizer.zero_grad(set_to_none=True)
+            return terms_sum
+        self.scaler.unscale_(self.optimizer)  # a no-op without fp16: clipping sees the true gradient norm
+        if config.max_grad_norm > 0:
+            terms_sum["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, config.max_grad_norm))
+        scale = self.scaler.get_scale() if self.scaler.is_enabled() else 1.0
+        self.scaler.step(self.optimizer)  # skips the update when unscale_ found an inf or NaN gradient
+        self.scaler.update()
+        skipped = self.scaler.is_enabled() and self.scaler.get_scale() < scale  # the scale backs off on overflow
+        self.optimizer.zero_grad(set_to_none=True)
+        if skipped:
+            self.skipped_steps += 1
+            terms_sum["skipped"] = 1.0
+            log.warning("step %d: fp16 gradients overflowed; update skipped (%d so far), loss scale now %g",
+                        step, self.skipped_steps, self.scaler.get_scale())
+        elif self.ema is not None:
+            with torch.no_grad():
+                torch._foreach_lerp_(self.ema, [p.detach() for p in self.params], 1 - config.ema_decay)
+        return terms_sum
 
     def fit(self) -> list[dict[str, float]]:
         """Train until `config.steps`, resuming if a checkpoint exists; returns the logged history."""
@@ -380,45 +470,17 @@ class Trainer:
                    dynamic_ncols=True)
         with open(self.log_path, "a") as log_file:
             while self.step < config.steps:
-                factor = _lr_factor(config, self.step)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = config.lr * factor
-                indices = step_indices(self.step, config.batch_size, self.task.dataset_size(), config.seed)
-                if self.world_size > 1:  # this process's contiguous slice of the global batch
-                    share = config.batch_size // self.world_size
-                    indices = indices[self.rank * share:(self.rank + 1) * share]
-                terms_sum: dict[str, float] = {}
-                micro = list(self._micro_batches(indices))
-                for batch in micro:
-                    batch = to_device(batch, self.accelerator.device)
-                    with self.accelerator.autocast():
-                        terms = self.task.loss(batch)
-                    for name, value in terms.items():
-                        if not torch.isfinite(value).all():
-                            raise NonFiniteLossError(
-                                f"loss term {name!r} is {value.item()} at step {self.step}; the last good "
-                                f"checkpoint in {self.checkpoint_dir} is kept (lower the learning rate or check the data)"
-                            )
-                        terms_sum[name] = terms_sum.get(name, 0.0) + float(value.detach()) / len(micro)
-                    self.accelerator.backward(terms["loss"] / len(micro))
-                if self.world_size > 1:
-                    terms_sum = self._average_over_processes(terms_sum)
-                if config.max_grad_norm > 0:
-                    terms_sum["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, config.max_grad_norm))
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
-                if self.ema is not None:
-                    with torch.no_grad():
-                        torch._foreach_lerp_(self.ema, [p.detach() for p in self.params], 1 - config.ema_decay)
+                lr = config.lr * _lr_factor(config, self.step)
+                terms = self.train_step()
                 self.step += 1
                 bar.update(1)
                 if self.step % config.log_every == 0 or self.step == config.steps:
-                    record = {"step": self.step, "lr": config.lr * factor, **terms_sum}
+                    record = {"step": self.step, "lr": lr, **terms}
                     history.append(record)
                     if self.accelerator.is_main_process:
                         log_file.write(json.dumps(record) + "\n")
                         log_file.flush()
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in terms_sum.items()})
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in terms.items()})
                 due = (self.step % config.checkpoint_every_steps == 0
                        or time.monotonic() - last_checkpoint > 60 * config.checkpoint_every_minutes)
                 if due or self.step == config.steps:
@@ -428,7 +490,14 @@ class Trainer:
         self.train_seconds, self._session_start = self.elapsed(), None
         for module in self.modules.values():
             module.eval()
+        if self.skipped_steps:
+            log.warning("%s: %d of %d steps skipped (fp16 overflow)", self.run_dir, self.skipped_steps, self.step)
         return history
+
+
+@contextlib.contextmanager
+def _no_phase(name: str) -> Iterator[None]:
+    yield
 
 
 def read_log(run_dir: str | Path) -> list[dict[str, float]]:

@@ -361,8 +361,12 @@ class StageTask:
     def batch(self, indices: Sequence[int]) -> dict[str, Any]:
         return self.features.batch(indices)
 
-    def loss(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-        return self.method.loss(self.features.features(batch), self.stage)
+    def inputs(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """The frozen features of a batch: computed for raw inputs, passed through from the cache."""
+        return self.features.features(batch)
+
+    def loss(self, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        return self.method.loss(inputs, self.stage)
 
 
 def build_method(name: str, backbone: Backbone, config: Any = None, **kwargs) -> Method:
