@@ -1,7 +1,8 @@
 """Step time with and without the feature cache, for TriKD and PEA on the toy backbone.
 
 The uncached path renders the batch's images and runs the frozen encoders every step; the cached path
-reads their outputs from memory-mapped arrays built once. Both run the same `loss` and optimizer step.
+reads their outputs from memory-mapped arrays built once. Both time `Trainer.train_step`, the step
+training runs (the stage's optimizer, precision and clipping).
 Prints seconds per step, the speed-up (goal: at least 5x for TriKD, whose trainable part is small), the
 one-off build time and after how many steps the build has paid for itself.
 
@@ -19,6 +20,7 @@ import argparse
 import dataclasses
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,26 +32,29 @@ from xlcore.backbone.toy import load_toy_backbone  # noqa: E402
 from xlcore.cache import FeatureCache  # noqa: E402
 from xlcore.methods._base import build_method  # noqa: E402
 from xlcore.provenance import hardware  # noqa: E402
-from xlcore.train import step_indices  # noqa: E402
+from xlcore.train import Trainer, mixed_precision_beside  # noqa: E402
 from xlcore.world import World  # noqa: E402
 
 CASES = [("trikd", "trikd", None), ("pea", "adapter", "de")]
 
 
-def seconds_per_step(task, params, batch_size: int, steps: int) -> float:
-    optimizer = torch.optim.AdamW(params, lr=1e-4)
-    for module in task.trainable_modules().values():
-        module.train()
-    times = []
-    for step in range(steps + 1):  # step 0 warms up
-        start = time.perf_counter()
-        batch = task.batch(step_indices(step, batch_size, task.dataset_size(), seed=0))
-        loss = task.loss(batch)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if step:
-            times.append(time.perf_counter() - start)
+def seconds_per_step(task, config, steps: int) -> float:
+    """Median seconds of `Trainer.train_step` over `steps` steps after a warm-up step (weights are
+    restored afterwards, so both paths start from the same weights)."""
+    with tempfile.TemporaryDirectory(prefix="xlcore-cache-bench-") as run_dir:
+        trainer = Trainer(task, config, run_dir)
+        saved = [p.detach().clone() for p in trainer.params]
+        for module in task.trainable_modules().values():
+            module.train()
+        times = []
+        for step in range(steps + 1):  # step 0 warms up
+            start = time.perf_counter()
+            trainer.train_step(step)
+            if step:
+                times.append(time.perf_counter() - start)
+        with torch.no_grad():
+            for param, value in zip(trainer.params, saved):
+                param.copy_(value)
     return sorted(times)[len(times) // 2]  # median
 
 
@@ -76,14 +81,16 @@ def main() -> None:
     for name, stage, language in cases:
         method = build_method(name, backbone, language=language)
         method.config = dataclasses.replace(method.config, train_items=args.items)
-        batch_size = args.batch_size or method.train_config(stage).batch_size
-        params = list(method.trainable_parameters(stage).values())
-        uncached = seconds_per_step(method.task(stage, world), params, batch_size, args.steps)
+        config = method.train_config(stage)
+        config = dataclasses.replace(config, batch_size=args.batch_size or config.batch_size,
+                                     mixed_precision=mixed_precision_beside(config, backbone.dtype))
+        batch_size = config.batch_size
+        uncached = seconds_per_step(method.task(stage, world), config, args.steps)
         shutil.rmtree(args.cache_dir, ignore_errors=True)
         start = time.perf_counter()
         cached_task = method.task(stage, world, FeatureCache(args.cache_dir))
         build = time.perf_counter() - start
-        cached = seconds_per_step(cached_task, params, batch_size, args.steps)
+        cached = seconds_per_step(cached_task, config, args.steps)
         saved = uncached - cached
         break_even = f"{build / saved:.0f}" if saved > 0 else "never"
         print(f"{name + '/' + stage:16s} {batch_size:5d} {uncached:16.3f} {cached:14.3f} {uncached / cached:8.1f}x "

@@ -267,6 +267,26 @@ def test_cost_measurement_counts_flops_and_leaves_the_method_and_backbone_untouc
     assert flops_only.train_flops_per_step == measured.train_flops_per_step
 
 
+def test_the_cost_measurement_times_the_trainers_own_step(smoke_backbone, small_world, monkeypatch):
+    """What is timed is `Trainer.train_step`, the call training makes (clipping, precision, accumulation
+    and the all-reduce included): a warm-up, a FLOP-counted step, then the timed ones, all through it."""
+    from xlcore.train import Trainer
+
+    calls = []
+    original = Trainer.train_step
+
+    def counting(self, step=None, **kwargs):
+        calls.append((step, kwargs.get("update", True), self.config.mixed_precision))
+        return original(self, step, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train_step", counting)
+    method = build_method("pea", smoke_backbone, language="de", languages=small_world.languages)
+    measure_stage_cost(method, "adapter", small_world, steps=2, batch_size=2)
+    assert [step for step, _, _ in calls] == [0, 1, 2, 3]
+    assert all(update for _, update, _ in calls)
+    assert {precision for *_, precision in calls} == {method.train_config("adapter").mixed_precision}  # as trained
+
+
 def test_a_trained_copy_replaces_the_original_in_the_system_count(smoke_backbone, small_world):
     counts = smoke_backbone.parameter_counts()
     backbone_total = sum(v for k, v in counts.items() if k not in ("scorer", "clip.text", "clip.vision"))

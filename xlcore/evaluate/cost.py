@@ -20,11 +20,13 @@ GPU-hours where the method reports them; dollars from the editable price table
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
 import os
 import resource
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..errors import ConfigError, DataFormatError
 from ..methods._base import Method
 from ..provenance import hardware
-from ..train import HALF_PRECISION, make_optimizer, mixed_precision_beside, place_task_modules, step_indices, to_device
+from ..train import mixed_precision_beside
 from .common import Measurement
 
 log = logging.getLogger(__name__)
@@ -172,9 +174,9 @@ def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
 @dataclass(frozen=True)
 class StepOptions:
     """How a measured step runs (benchmarks/throughput.py compares them). Defaults: the stage's own
-    training setup, i.e. bf16 autocast on a GPU when its config asks for it or the backbone is half precision, SDPA attention."""
+    training setup (its configured precision, autocast beside a half-precision backbone), SDPA attention."""
 
-    autocast_bf16: bool | None = None  # None: as training runs it (train.mixed_precision_beside; on CUDA only for a float32 backbone)
+    autocast_bf16: bool | None = None  # None: as training runs it (train.mixed_precision_beside); True: bf16; False: fp32
     gradient_checkpointing: bool = False  # on every UNet the step runs through (trainable or frozen)
     channels_last: bool = False
     compile_unet: bool = False  # torch.compile of the UNets' forward (the first steps pay for compiling)
@@ -212,99 +214,93 @@ def step_options_applied(method: Method, options: StepOptions):
         yield
 
 
+class _PhaseMeter:
+    """A `StepProfile` for `Trainer.train_step`: seconds and, when asked, FLOPs of each phase."""
+
+    def __init__(self, device: torch.device, count_flops: bool = False):
+        self.device, self.count_flops = device, count_flops
+        self.seconds: dict[str, float] = {}
+        self.flops: dict[str, int] = {}
+
+    def _synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        self._synchronize()
+        start = time.perf_counter()
+        with FlopCounterMode(display=False) if self.count_flops else contextlib.nullcontext() as counter:
+            yield
+        self._synchronize()
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+        if self.count_flops:
+            self.flops[name] = self.flops.get(name, 0) + counter.get_total_flops()
+
+
 def measure_stage_cost(method: Method, stage: str, world, *, steps: int = 3, batch_size: int | None = None,
                        seed: int = 0, options: StepOptions | None = None, warmup: int = 1) -> StageCostMeasurement:
     """Run a warm-up step of `stage`, count the FLOPs of the next, then time `steps` more optimizer steps.
 
-    `steps=0` counts FLOPs only, without an optimizer (its state can be larger than the model: the way to
-    count the full-size sd15 architectures on a machine without the memory to train them). The stage
-    trains for real on the method's trainable weights, which are restored afterwards, so measuring
-    leaves the method exactly as it was. `options` changes how the step runs (precision, checkpointing,
-    memory layout, compilation, attention kernel); `warmup` steps run untimed first (compilation needs
-    several). The frozen features' share of each step is timed separately (`feature_seconds`).
+    Each step is `Trainer.train_step`, the call training makes: the stage's optimizer, schedule,
+    precision (as `train_method` sets it beside the backbone), accumulation, clipping and, under data
+    parallelism, the gradient all-reduce; the frozen features are computed inside the step (no cache) and
+    timed apart as its 'features' phase (`feature_seconds`). `steps=0` counts FLOPs only, without an
+    optimizer update (its state can be larger than the model: the way to count the full-size sd15
+    architectures on a machine without the memory to train them). The stage trains for real on the
+    method's trainable weights, which are restored afterwards, so measuring leaves the method exactly as
+    it was. `options` changes how the step runs (precision, checkpointing, memory layout, compilation,
+    attention kernel); `warmup` steps run untimed first (compilation needs several).
     """
+    from ..train import Trainer
+
     options = options or StepOptions()
     if steps < 0:
         raise ConfigError("measure_stage_cost needs steps >= 0")
     config = method.train_config(stage)
-    batch_size = batch_size or config.batch_size
+    precision = {None: mixed_precision_beside(config, method.backbone.dtype), True: "bf16", False: "no"}[options.autocast_bf16]
+    config = dataclasses.replace(config, batch_size=batch_size or config.batch_size, seed=seed, mixed_precision=precision)
     task = method.task(stage, world)  # uncached: the frozen features are part of the measured step
     device = method.backbone.device
-    place_task_modules(task, device)  # as the Trainer does
-    params = list(method.trainable_parameters(stage).values())
-    saved = [p.detach().clone() for p in params]
-    optimizer = make_optimizer(config, params) if steps else None
-    # As in training: autocast when the stage asks for it on a GPU, or beside a half-precision backbone.
-    precision = mixed_precision_beside(config, method.backbone.dtype)
-    if options.autocast_bf16 is None:
-        use_autocast = precision != "no" and (device.type == "cuda" or method.backbone.dtype in HALF_PRECISION)
-    else:
-        use_autocast = options.autocast_bf16
-    autocast_dtype = torch.float16 if precision == "fp16" and options.autocast_bf16 is None else torch.bfloat16
-    for module in task.trainable_modules().values():
-        module.train()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-    def synchronize() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    def run_step(step: int, flops: list[int] | None = None, feature_times: list[float] | None = None) -> None:
-        batch = task.batch(step_indices(step, batch_size, task.dataset_size(), seed))
-        counting = flops is not None
-        synchronize()
-        start = time.perf_counter()
-        with FlopCounterMode(display=False) if counting else contextlib.nullcontext() as counter:
-            features = to_device(task.features.features(batch), device)
-        synchronize()
-        if feature_times is not None:
-            feature_times.append(time.perf_counter() - start)
-        if counting:
-            flops.append(counter.get_total_flops())
-        with FlopCounterMode(display=False) if counting else contextlib.nullcontext() as counter, \
-                torch.autocast(device.type, dtype=autocast_dtype, enabled=use_autocast):
-            loss = method.loss(features, stage)["loss"]
-            if optimizer is not None:
-                optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-        if counting:
-            flops.append(counter.get_total_flops())
-        if optimizer is not None:
-            optimizer.step()
-        for param in params:
-            param.grad = None
-
     times, feature_times = [], []
-    try:
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), \
-                step_options_applied(method, options):
-            torch.manual_seed(seed)
-            flops: list[int] = []
-            for step in range(max(1, warmup)):  # one-off work (lazy caches, allocator growth, compiling) lands here
-                run_step(step)
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            first = max(1, warmup)
-            run_step(first, flops)  # the FLOP count (counting slows a step, so this one is not timed)
-            for step in range(first + 1, first + 1 + steps):
-                synchronize()
-                start = time.perf_counter()
-                run_step(step, feature_times=feature_times)
-                synchronize()
-                times.append(time.perf_counter() - start)
-    finally:
-        with torch.no_grad():
-            for param, value in zip(params, saved):
-                param.copy_(value)
-        method.freeze()
+    with tempfile.TemporaryDirectory(prefix="xlcore-cost-") as run_dir:
+        trainer = Trainer(task, config, run_dir)  # nothing is checkpointed: fit() is never called
+        saved = [p.detach().clone() for p in trainer.params]
+        for module in task.trainable_modules().values():
+            module.train()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        try:
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), \
+                    step_options_applied(method, options):
+                torch.manual_seed(seed)
+                for step in range(max(1, warmup)):  # one-off work (lazy caches, allocator growth, compiling) lands here
+                    trainer.train_step(step, update=bool(steps))
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
+                first = max(1, warmup)
+                counted = _PhaseMeter(device, count_flops=True)  # counting slows a step, so this one is not timed
+                trainer.train_step(first, update=bool(steps), profile=counted)
+                for step in range(first + 1, first + 1 + steps):
+                    meter = _PhaseMeter(device)
+                    meter._synchronize()
+                    start = time.perf_counter()
+                    trainer.train_step(step, profile=meter)
+                    meter._synchronize()
+                    times.append(time.perf_counter() - start)
+                    feature_times.append(meter.seconds.get("features", 0.0))
+        finally:
+            with torch.no_grad():
+                for param, value in zip(trainer.params, saved):
+                    param.copy_(value)
+            method.freeze()
     peak, memory_kind = _peak_memory_mb(device)
     return StageCostMeasurement(
-        method=method.name, stage=stage, trainable_parameters=sum(p.numel() for p in params),
-        system_parameters=method.system_parameter_count(), batch_size=batch_size,
-        seconds_per_step=median(times), feature_flops_per_step=flops[0],
-        train_flops_per_step=flops[1], peak_memory_mb=peak, memory_kind=memory_kind, hardware=hardware(),
-        feature_seconds=median(feature_times))
+        method=method.name, stage=stage, trainable_parameters=sum(p.numel() for p in method.trainable_parameters(stage).values()),
+        system_parameters=method.system_parameter_count(), batch_size=config.batch_size,
+        seconds_per_step=median(times), feature_flops_per_step=counted.flops.get("features", 0),
+        train_flops_per_step=counted.flops.get("train", 0), peak_memory_mb=peak, memory_kind=memory_kind,
+        hardware=hardware(), feature_seconds=median(feature_times))
 
 
 def median(values: list[float]) -> float:
@@ -355,7 +351,8 @@ def cost_measurements(method: Method, world, *, steps: int = 3, batch_size: int 
     out = []
     for stage in method.stages:
         measured = measure_stage_cost(method, stage, world, steps=steps, batch_size=batch_size, seed=seed)
-        timing = f"median of {steps} timed steps after a warm-up and a FLOP-counted step" if steps else "not timed (FLOPs only)"
+        timing = (f"median of {steps} timed Trainer steps (the training step: precision, clipping, accumulation as "
+                  "trained) after a warm-up and a FLOP-counted step" if steps else "not timed (FLOPs only)")
         out.append(Measurement(language, "cost/measured",
                                f"{method.backbone.preset} backbone on {measured.hardware}; batch {measured.batch_size}; "
                                f"{timing}, frozen features computed in the step; "
