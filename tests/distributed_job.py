@@ -11,12 +11,12 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from xlcore.distributed import end_processes
 from xlcore.methods._base import symmetric_info_nce
 from xlcore.train import TrainConfig, Trainer
 
 CONFIG = TrainConfig(steps=6, batch_size=16, lr=0.05, warmup_steps=0, checkpoint_every_steps=3, log_every=1,
                      checkpoint_every_minutes=60.0, mixed_precision="no", max_grad_norm=1.0)
-
 
 class LinearRegression:
     """No dropout, no noise: the only difference between process counts is how the batch is split."""
@@ -43,7 +43,6 @@ class LinearRegression:
         x, y = batch
         return {"loss": ((self.model(x) - y) ** 2).mean()}
 
-
 class Contrastive(LinearRegression):
     """Two towers and a learnable temperature under CLIP's symmetric InfoNCE: every sample is a negative
     for every other one of the global batch, so a process that saw only its slice would step elsewhere."""
@@ -65,9 +64,7 @@ class Contrastive(LinearRegression):
         x, y = batch
         return {"loss": symmetric_info_nce(self.model(x), self.other(y), self.log_scale.exp())}
 
-
 TASKS = {"regression": LinearRegression, "contrastive": Contrastive}
-
 
 def run(out: str, task: str = "regression") -> None:
     task = TASKS[task]()
@@ -77,7 +74,7 @@ def run(out: str, task: str = "regression") -> None:
         state = {f"{name}.{k}": v.contiguous() for name, module in task.trainable_modules().items()
                  for k, v in module.state_dict().items()}
         save_file(state, str(Path(out) / "final.safetensors"), metadata={"processes": str(trainer.world_size)})
-
+    end_processes()
 
 if __name__ == "__main__":
     run(*sys.argv[1:])

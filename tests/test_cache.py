@@ -38,9 +38,9 @@ def test_cached_and_uncached_training_losses_agree(name, stage, language, smoke_
     without = method.task(stage, small_world)
     indices = list(range(8))
     torch.manual_seed(0)
-    a = with_cache.loss(with_cache.batch(indices))
+    a = with_cache.loss(with_cache.inputs(with_cache.batch(indices)))
     torch.manual_seed(0)
-    b = without.loss(without.batch(indices))
+    b = without.loss(without.inputs(without.batch(indices)))
     for term in a:
         torch.testing.assert_close(a[term], b[term], rtol=1e-4, atol=1e-5, msg=term)
 
@@ -84,3 +84,22 @@ def test_unknown_feature_kinds_and_undescribed_datasets_are_clear_errors(smoke_b
         FrozenFeatures(smoke_backbone, small_world.english_image_text(4), {"x": "multilingual"})
     with pytest.raises(ConfigError, match="descriptor"):
         FrozenFeatures(smoke_backbone, [{"caption": "a"}], {"x": "multilingual:caption"}, cache=FeatureCache(tmp_path))
+
+
+def test_a_feature_kind_registered_elsewhere_is_computed_and_cached(smoke_backbone, small_world, tmp_path):
+    """A method module can add a frozen-feature kind with `@feature_kind` (no edit to xlcore.cache)."""
+    from xlcore.cache import FEATURE_KINDS, feature_kind
+
+    @feature_kind("caption_chars", field=True)
+    def caption_chars(features, raw, field):
+        return {"": torch.tensor([float(len(text)) for text in raw[field]])}
+
+    try:
+        data = small_world.english_image_text(8)
+        cached = FrozenFeatures(smoke_backbone, data, {"n": "caption_chars:caption"}, cache=FeatureCache(tmp_path))
+        values = cached.features(cached.batch([0, 1, 2]))["n"]
+        assert values.tolist() == [float(len(data[i]["caption"])) for i in range(3)]
+        with pytest.raises(ConfigError, match="registered twice"):
+            feature_kind("caption_chars", field=True)(caption_chars)
+    finally:
+        del FEATURE_KINDS["caption_chars"]

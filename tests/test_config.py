@@ -69,11 +69,3 @@ def test_results_path_lives_under_the_preset():
     assert str(config.results_path) == "/tmp/x/toy/results.csv"
 
 
-def test_changes_from_preset_are_the_overrides_that_rebuild_the_config():
-    from xlcore.config import changes_from_preset, load_preset
-
-    config = load_preset("toy", overrides={"evaluation.n_prompts": 7, "seeds": [0, 3], "world.image_size": 64})
-    changes = changes_from_preset(config)
-    assert changes == {"evaluation.n_prompts": 7, "seeds": [0, 3], "world.image_size": 64}
-    assert load_preset("toy", overrides=changes) == config
-    assert changes_from_preset(load_preset("toy", smoke=True)) == {}

@@ -17,7 +17,7 @@ from xlcore.backbone import quality
 from xlcore.config import apply_smoke, to_dict
 from xlcore.errors import ConfigError, DataFormatError, MissingWeightsError, UnknownLanguageError
 from xlcore.experiment import train_method
-from xlcore.methods._base import Method, build_method, cross_attention_modules, load_method
+from xlcore.methods._base import Method, build_method, cross_attention_modules, default_config, load_method
 from xlcore.registry import METHODS
 from xlcore.train import TrainConfig, Trainer
 
@@ -28,7 +28,7 @@ PROMPTS = ["A small red circle on the left", "Ein kleiner roter Kreis links", ""
 
 def make(name: str, backbone, **options) -> Method:
     cls = METHODS.get(name)
-    config = dataclasses.replace(apply_smoke(cls.config_class()), **{**OPTIONS.get(name, {}), **options})
+    config = dataclasses.replace(apply_smoke(default_config(name, backbone.preset)), **{**OPTIONS.get(name, {}), **options})
     return build_method(name, backbone, config, language="de" if cls.per_language else None)
 
 

@@ -63,6 +63,36 @@ def test_registering_two_objects_under_one_name_fails():
             pass
 
 
-def test_the_method_registry_discovers_the_methods_package():
-    names = METHODS.names()  # importing every module under xlcore/methods must succeed
-    assert names == sorted(names)
+def test_every_module_of_the_methods_package_registers_what_it_defines():
+    """Discovery imports every public module under xlcore/methods, and each one registers at least one
+    method; every registered name points to a class defined in one of them (or is one of its variants)."""
+    import pkgutil
+
+    import xlcore.methods
+
+    modules = {f"xlcore.methods.{m.name}" for m in pkgutil.iter_modules(xlcore.methods.__path__) if not m.name.startswith("_")}
+    names = METHODS.names()
+    owners = {name: METHODS.get(name) for name in names}
+    assert {cls.__module__ for cls in owners.values()} == modules
+    for name, cls in owners.items():
+        assert name == cls.name or name in vars(cls).get("variants", {}), name
+
+
+def test_variants_answer_to_their_own_names_and_unregister_with_their_method():
+    registry = Registry("method", "xlcore.methods", "xlcore.test-no-such-group")
+
+    @registry.register("base")
+    class Base:
+        variants = {"base_plus": object()}
+
+    assert registry.get("base_plus") is Base and Base.name == "base"  # an alias does not rename the class
+    with pytest.raises(XlcoreError, match="'base_plus' is registered twice"):
+        @registry.register("other")
+        class Other:
+            variants = {"base_plus": object()}
+    with pytest.raises(UnknownMethodError):  # not half-registered: the clash was found before anything changed
+        registry.get("other")
+    registry.unregister("base")
+    for gone in ("base", "base_plus"):
+        with pytest.raises(UnknownMethodError):
+            registry.get(gone)

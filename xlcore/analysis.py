@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .config import LANGUAGES
 from .plotting import plt, save_figure, use_world_fonts
-from .report import METHOD_ORDER, _latest_runs, _ordered, method_cost
+from .report import latest_runs, method_cost, ordered_methods
 from .results import ResultsStore
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ QUALITY = "consistency_clip_cos"
 
 def cell_values(frame: pd.DataFrame, metric: str, protocol_prefix: str | None = None) -> pd.DataFrame:
     """One value per (method, language, seed) for `metric` from the latest cell runs."""
-    cells = _latest_runs(frame, "cell-")
+    cells = latest_runs(frame, "cell-")
     rows = cells[cells["metric"] == metric]
     if protocol_prefix and rows["protocol"].str.startswith(protocol_prefix).any():
         rows = rows[rows["protocol"].str.startswith(protocol_prefix)]
@@ -69,8 +70,8 @@ def retrieval_table(frame: pd.DataFrame) -> pd.DataFrame:
     table = stats.pivot(index="method", columns="language", values="mean")
     spread = stats.pivot(index="method", columns="language", values="std")
     counts = stats.pivot(index="method", columns="language", values="n")
-    languages = [lang for lang in ("en", "de", "fr", "cs", "zh", "ja") if lang in table.columns]
-    out = pd.DataFrame(index=_ordered(table.index))
+    languages = [lang for lang in LANGUAGES if lang in table.columns]
+    out = pd.DataFrame(index=ordered_methods(table.index))
     for lang in languages:
         out[lang] = [_cell(table.at[m, lang], spread.at[m, lang], counts.at[m, lang], ".1f")
                      if not pd.isna(table.at[m, lang]) else "-" for m in out.index]
@@ -92,7 +93,7 @@ def generation_table(frame: pd.DataFrame) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame()
     table = pd.concat(parts, axis=1).fillna("-")
-    order = {m: i for i, m in enumerate(_ordered(table.index.get_level_values(0).unique()))}
+    order = {m: i for i, m in enumerate(ordered_methods(table.index.get_level_values(0).unique()))}
     return table.sort_index(key=lambda idx: idx.map(order) if idx.name == "method" else idx)
 
 
@@ -113,7 +114,7 @@ COST_AXES = {  # column of `quality_points` -> axis title
 
 def extrapolated_gpu_hours(frame: pd.DataFrame) -> pd.Series:
     """Per method: GPU-hours of its published training budget, summed over stages (methods without one: absent)."""
-    trained = _latest_runs(frame, "train-")
+    trained = latest_runs(frame, "train-")
     rows = trained[(trained["benchmark"] == "cost/extrapolated") & (trained["metric"] == "extrapolated_gpu_hours")]
     per_run = rows.groupby(["method", "run_id"])["value"].sum()
     return per_run.groupby("method").mean()
@@ -146,7 +147,7 @@ def quality_points(frame: pd.DataFrame, metric: str = QUALITY, language: str | N
                 best = score
         points[f"front_{column}"] = [name in on_front for name in points.index]
     points.index.name = "method"
-    return points.loc[_ordered(points.index)].reset_index()
+    return points.loc[ordered_methods(points.index)].reset_index()
 
 
 def _scatter(frame: pd.DataFrame, x_column: str, x_label: str, title: str, pareto: bool):
@@ -209,8 +210,8 @@ def language_bars(frame: pd.DataFrame, metric: str = QUALITY):
         ax.text(0.5, 0.5, f"no {metric} rows yet", ha="center", transform=ax.transAxes)
         return fig
     stats = summarise_seeds(values, ["method", "language"])
-    methods = _ordered(stats["method"].unique())
-    languages = [lang for lang in ("en", "de", "fr", "cs", "zh", "ja") if lang in set(stats["language"])]
+    methods = ordered_methods(stats["method"].unique())
+    languages = [lang for lang in LANGUAGES if lang in set(stats["language"])]
     width = 0.8 / len(methods)
     for i, name in enumerate(methods):
         mine = stats[stats["method"] == name].set_index("language")
@@ -258,12 +259,12 @@ def write_analysis(results_path: str | Path, figures_dir: str | Path, tables_dir
     return written
 
 
-__all__ = ["METHOD_ORDER", "generation_table", "language_bars", "parameter_efficiency_figure", "quality_cost_figure",
+__all__ = ["generation_table", "language_bars", "parameter_efficiency_figure", "quality_cost_figure",
            "retrieval_table", "write_analysis"]
 
 
 def side_by_side_grid(output_dir: str | Path, preset: str = "toy", seed: int = 0, prompt_index: int = 0,
-                      languages: tuple[str, ...] = ("en", "de", "fr", "cs", "zh", "ja"), steps: int = 25,
+                      languages: tuple[str, ...] = LANGUAGES, steps: int = 25,
                       guidance_scale: float = 4.0):
     """The same prompt in every language through every trained method (rows) and the English backbone,
     with the same noise: what cross-lingual consistency measures, as pictures. Methods not trained for a

@@ -6,7 +6,9 @@ computes them for any dataset indices, either on the fly (the uncached path) or 
 dataset into a `FeatureCache` and then by reading rows. Both paths call the same `compute`, so cached
 values are the uncached ones (up to the float differences of batching, tested to 1e-5).
 
-Feature kinds ("kind" or "kind:field", field = the sample's text field):
+Feature kinds ("kind" or "kind:field", field = the sample's text field) register themselves with
+`@feature_kind(...)` (what they compute, which frozen modules they come from, what else keys them), so a
+method module can add one without editing this file. The built-in kinds:
 
 - `pixels`: the image, stored as uint8 (it is k/255 by construction, so the round trip is exact);
 - `diffusion_input`: what the UNet diffuses (pixels in [-1, 1], or VAE latent means on sd15);
@@ -34,7 +36,8 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -47,16 +50,50 @@ from .errors import ConfigError, DataFormatError
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
-KINDS = ("pixels", "diffusion_input", "clip_image", "clip_text", "multilingual", "english_tokens",
-         "multilingual_tokens", "flag")
 RAW = "_raw"  # marks an uncomputed batch
+
+# compute(features, raw batch, field or None) -> {part: tensor}; part "" names a single-array feature.
+Compute = Callable[["FrozenFeatures", Mapping[str, Any], "str | None"], dict[str, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class FeatureKind:
+    """One kind of frozen feature: how it is computed and what its cached values depend on."""
+
+    name: str
+    compute: Compute
+    needs_field: bool  # "kind:field" (a text or flag field of the sample) or just "kind" (the image)
+    modules: Callable[["FrozenFeatures"], dict[str, nn.Module]]  # the frozen modules it comes from (key them)
+    key_extra: Callable[[Backbone], dict[str, Any]]  # anything else its values depend on
+    uint8: bool = False  # stored as uint8 (exact for pixel values, which are k/255)
+
+
+FEATURE_KINDS: dict[str, FeatureKind] = {}
+
+
+def _nothing(_) -> dict:
+    return {}
+
+
+def feature_kind(name: str, *, field: bool, modules: Callable[["FrozenFeatures"], dict[str, nn.Module]] = _nothing,
+                 key_extra: Callable[[Backbone], dict[str, Any]] = _nothing, uint8: bool = False
+                 ) -> Callable[[Compute], Compute]:
+    """Decorator: register `compute` as feature kind `name` (see `FeatureKind`)."""
+
+    def register(compute: Compute) -> Compute:
+        if name in FEATURE_KINDS:
+            raise ConfigError(f"feature kind {name!r} is registered twice")
+        FEATURE_KINDS[name] = FeatureKind(name, compute, field, modules, key_extra, uint8)
+        return compute
+
+    return register
 
 
 def _parse(spec: str) -> tuple[str, str | None]:
     kind, _, field = spec.partition(":")
-    if kind not in KINDS:
-        raise ConfigError(f"unknown feature kind {kind!r} in {spec!r}; kinds: {', '.join(KINDS)}")
-    if kind in ("pixels", "diffusion_input", "clip_image"):
+    if kind not in FEATURE_KINDS:
+        raise ConfigError(f"unknown feature kind {kind!r} in {spec!r}; kinds: {', '.join(FEATURE_KINDS)}")
+    if not FEATURE_KINDS[kind].needs_field:
         return kind, None
     if not field:
         raise ConfigError(f"feature {spec!r} needs a field, e.g. {kind}:caption")
@@ -88,12 +125,8 @@ class FrozenFeatures:
         """The frozen modules the features (of the given kinds) come from."""
         kinds = kinds if kinds is not None else {kind for kind, _ in self.parsed.values()}
         used: dict[str, nn.Module] = {}
-        if kinds & {"clip_image", "clip_text"}:
-            used["clip"] = self.backbone.clip
-        if "multilingual" in kinds:
-            used["multilingual"] = self.multilingual
-        if "diffusion_input" in kinds and self.backbone.vae is not None:
-            used["vae"] = self.backbone.vae
+        for kind in sorted(kinds):
+            used.update(FEATURE_KINDS[kind].modules(self))
         return used
 
     def key(self, spec: str) -> dict[str, Any]:
@@ -105,10 +138,7 @@ class FrozenFeatures:
         kind, _ = _parse(spec)
         key = {"format": CACHE_FORMAT, "modules": module_fingerprint(self.modules_used({kind})),
                "dataset": describe(), "spec": spec, "dtype": str(self.backbone.dtype)}
-        if kind in ("clip_text", "english_tokens"):
-            key["english_max_length"] = self.backbone.tokenizer.model_max_length
-        if kind in ("multilingual", "multilingual_tokens"):
-            key["multilingual_max_length"] = self.backbone.multilingual_tokenizer.model_max_length
+        key.update(FEATURE_KINDS[kind].key_extra(self.backbone))
         return key
 
     def raw(self, indices: Sequence[int]) -> dict[str, Any]:
@@ -126,33 +156,12 @@ class FrozenFeatures:
     @torch.no_grad()
     def compute(self, raw: Mapping[str, Any], names: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """The features (all, or those named) of a raw batch, on the backbone's device."""
-        bb = self.backbone
         out: dict[str, torch.Tensor] = {}
         for name, (kind, field) in self.parsed.items():
             if names is not None and name not in names:
                 continue
-            if kind == "pixels":
-                out[name] = raw["pixel_values"].to(bb.device)
-            elif kind == "diffusion_input":
-                out[name] = bb.diffusion_input(raw["pixel_values"]).float()
-            elif kind == "clip_image":
-                out[name] = bb.encode_images(raw["pixel_values"]).float()
-            elif kind == "clip_text":
-                for part, value in bb.english_text_outputs(raw[field]).items():
-                    out[f"{name}.{part}"] = value.float()
-            elif kind == "multilingual":
-                tokens = bb.tokenize_multilingual(raw[field])
-                self.multilingual.to(bb.device)
-                states = self.multilingual(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
-                out[f"{name}.states"], out[f"{name}.mask"] = states.last_hidden_state.float(), tokens["attention_mask"]
-            elif kind == "english_tokens":
-                tokens = bb.tokenize_english(raw[field])
-                out[f"{name}.ids"], out[f"{name}.mask"] = tokens["input_ids"], tokens["attention_mask"]
-            elif kind == "multilingual_tokens":
-                tokens = bb.tokenize_multilingual(raw[field])
-                out[f"{name}.ids"], out[f"{name}.mask"] = tokens["input_ids"], tokens["attention_mask"]
-            elif kind == "flag":
-                out[name] = raw[field].to(bb.device)
+            for part, value in FEATURE_KINDS[kind].compute(self, raw, field).items():
+                out[f"{name}.{part}" if part else name] = value
         return out
 
     # ----------------------------------------------------------------------------------------------
@@ -173,8 +182,73 @@ class FrozenFeatures:
         return self.compute(batch) if batch.get(RAW) else dict(batch)
 
 
+# --------------------------------------------------------------------------------------------------
+# The built-in feature kinds
+
+
+def _clip(features: "FrozenFeatures") -> dict[str, nn.Module]:
+    return {"clip": features.backbone.clip}
+
+
+def _english_length(backbone: Backbone) -> dict[str, Any]:
+    return {"english_max_length": backbone.tokenizer.model_max_length}
+
+
+def _multilingual_length(backbone: Backbone) -> dict[str, Any]:
+    return {"multilingual_max_length": backbone.multilingual_tokenizer.model_max_length}
+
+
+@feature_kind("pixels", field=False, uint8=True)
+def _pixels(features, raw, field):
+    return {"": raw["pixel_values"].to(features.backbone.device)}
+
+
+@feature_kind("diffusion_input", field=False,
+              modules=lambda f: {"vae": f.backbone.vae} if f.backbone.vae is not None else {})
+def _diffusion_input(features, raw, field):
+    return {"": features.backbone.diffusion_input(raw["pixel_values"]).float()}
+
+
+@feature_kind("clip_image", field=False, modules=_clip)
+def _clip_image(features, raw, field):
+    return {"": features.backbone.encode_images(raw["pixel_values"]).float()}
+
+
+@feature_kind("clip_text", field=True, modules=_clip, key_extra=_english_length)
+def _clip_text(features, raw, field):
+    return {part: value.float() for part, value in features.backbone.english_text_outputs(raw[field]).items()}
+
+
+@feature_kind("multilingual", field=True, modules=lambda f: {"multilingual": f.multilingual},
+              key_extra=_multilingual_length)
+def _multilingual(features, raw, field):
+    bb = features.backbone
+    tokens = bb.tokenize_multilingual(raw[field])
+    features.multilingual.to(bb.device)
+    states = features.multilingual(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
+    return {"states": states.last_hidden_state.float(), "mask": tokens["attention_mask"]}
+
+
+@feature_kind("english_tokens", field=True, key_extra=_english_length)
+def _english_tokens(features, raw, field):
+    tokens = features.backbone.tokenize_english(raw[field])
+    return {"ids": tokens["input_ids"], "mask": tokens["attention_mask"]}
+
+
+@feature_kind("multilingual_tokens", field=True, key_extra=_multilingual_length)
+def _multilingual_tokens(features, raw, field):
+    tokens = features.backbone.tokenize_multilingual(raw[field])
+    return {"ids": tokens["input_ids"], "mask": tokens["attention_mask"]}
+
+
+@feature_kind("flag", field=True)
+def _flag(features, raw, field):
+    return {"": raw[field].to(features.backbone.device)}
+
+
+
 def _to_storage(kind: str, tensor: torch.Tensor) -> np.ndarray:
-    if kind == "pixels":  # exact: pixel values are k/255
+    if FEATURE_KINDS[kind].uint8:  # exact: pixel values are k/255
         return (tensor * 255.0).round().to(torch.uint8).cpu().numpy()
     return tensor.detach().cpu().numpy()
 

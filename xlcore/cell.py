@@ -3,7 +3,8 @@
 A method notebook (`notebooks/methods/<method>.ipynb`) is a thin driver of `CellRun`; the sweep executes
 it with papermill once per (method, language, seed). Layout under `<output_dir>/<preset>/<method>/`:
 
-    <language>/<seed>/              the cell: executed notebook, params.json, results.csv (its rows), done.json
+    <language>/<seed>/              the cell: executed notebook, config.json (the resolved settings), params.json,
+                                    results.csv (its rows), done.json
     <all | language>/<seed>/train/  the training run: per-stage checkpoints, train logs, method/ (weights)
 
 Methods trained once for all languages (TriKD, AltCLIP/AltDiffusion, MuLan, full fine-tuning, the toy
@@ -26,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .config import StudyConfig, apply_smoke, config_hash, load_preset, to_dict
+from .config import StudyConfig, config_hash, to_dict
 from .errors import ConfigError
 from .results import ResultRow, ResultsStore, atomic_write_bytes
+from .settings import method_config, read_study_config, resolve_study, write_study_config
 
 log = logging.getLogger(__name__)
 
@@ -111,10 +113,8 @@ def cell_identity(cell: Cell, study: StudyConfig, backbone_fingerprint: str, *, 
         cls = METHODS.get(cell.method)
         if cls.per_language and cell.language == "en":
             raise ConfigError(f"{cell.method} adapts the English model to one other language; 'en' is not a cell")
-        config = cls.config_class()
         training = TrainingRunConfig(cell.preset, cell.method, cell.language if cls.per_language else "all", cell.seed,
-                                     apply_smoke(config) if study.smoke else config, study.world, budget,
-                                     study.feature_cache)
+                                     method_config(study, cell.method), study.world, budget, study.feature_cache)
         training_id = (f"train-{cell.method}-{training.scope}-s{cell.seed}-{backbone_fingerprint[:8]}-"
                        f"{config_hash(training)}")
     evaluation = EvaluationCellConfig(training_id, cell.language, generation, study.retrieval_captions_per_image)
@@ -133,11 +133,15 @@ def check_parameters(**values: tuple[Any, type | tuple[type, ...]]) -> None:
 
 
 class CellRun:
-    """What a method notebook does, step by step (each step is one notebook cell)."""
+    """What a method notebook does, step by step (each step is one notebook cell).
+
+    The cell's settings are one resolved tree (`xlcore.settings`): `study`, or the `config_file` the sweep
+    wrote, or the preset's; `overrides` and `smoke` apply on top. The tree the cell runs with is written
+    to its folder as `config.json`."""
 
     def __init__(self, cell: Cell, *, smoke: bool = False, output_dir: str | Path = "papermill_runs",
                  budget: float = 1.0, n_prompts: int | None = None, study: StudyConfig | None = None,
-                 overrides: dict[str, Any] | None = None):
+                 config_file: str | Path = "", overrides: dict[str, Any] | None = None):
         from .backbone import load_backbone
         from .registry import METHODS
         from .world import World
@@ -145,13 +149,15 @@ class CellRun:
         check_parameters(preset=(cell.preset, str), method=(cell.method, str), language=(cell.language, str),
                          seed=(cell.seed, int), smoke=(smoke, bool), output_dir=(output_dir, (str, Path)),
                          budget=(budget, (int, float)), n_prompts=(n_prompts, (int, type(None))),
-                         overrides=(overrides, (dict, type(None))))
+                         config_file=(config_file, (str, Path)), overrides=(overrides, (dict, type(None))))
         if not 0 < budget <= 1:
             raise ConfigError(f"budget is the share of each stage's steps to train, in (0, 1]; got {budget}")
         self.cell, self.output_dir, self.budget = cell, Path(output_dir), budget
-        self.study = study or load_preset(cell.preset, smoke=smoke, overrides=overrides)
-        if smoke and not self.study.smoke:
-            self.study = dataclasses.replace(apply_smoke(self.study), smoke=True)
+        if study is None and config_file:
+            study = read_study_config(config_file)
+        if study is not None and study.preset != cell.preset:
+            raise ConfigError(f"the cell is on preset {cell.preset!r}, its settings on {study.preset!r}")
+        self.study = resolve_study(cell.preset, smoke=smoke, overrides=overrides, base=study)
         self.smoke = self.study.smoke
         self.world = World(self.study.world)
         self.world.check_language(cell.language)
@@ -160,6 +166,7 @@ class CellRun:
         self.results = ResultsStore(self.output_dir / cell.preset / "results.csv")
         self.dir = cell_dir(self.output_dir, cell)
         self.dir.mkdir(parents=True, exist_ok=True)
+        write_study_config(self.study, self.dir / "config.json")
         identity = cell_identity(cell, self.study, self.backbone.fingerprint(), budget=budget, n_prompts=n_prompts)
         self.training, self.training_id, self.evaluation, self.run_id = identity
         self.generation = self.evaluation.generation

@@ -3,7 +3,7 @@ what the methods' own sources support, with a verdict: supported, contradicted, 
 
 Measured figures are read from the study's artefacts, never typed in: trainable parameters and FLOPs of
 the full-size sd15 architectures (`benchmarks/results/sd15_cost.csv`, written by `benchmarks/sd15_cost.py`),
-published budgets with their sources (`assets/published_budgets.json`), extrapolated GPU-hours, GPU-hours
+published budgets with their sources (each method's `published_budgets`), extrapolated GPU-hours, GPU-hours
 at the speed measured on a GPU (`benchmarks/results/throughput_sd15_h200/`, written by
 `benchmarks/gpu_check.sh`) and toy quality from the results table. The verdict rules are written next to each claim, so a rerun with new
 numbers can change a verdict.

@@ -8,17 +8,26 @@ import sys
 import time
 from pathlib import Path
 
-from .config import StudyConfig, help_texts, load_preset, parse_override
+from .config import LANGUAGES, StudyConfig, help_texts, load_preset, parse_override
 from .errors import ConfigError, XlcoreError
 
 log = logging.getLogger(__name__)
 
 
+def _settings(args: argparse.Namespace) -> StudyConfig:
+    """The resolved settings tree of `--preset`/`--config`, `--smoke` and `--set` (see xlcore.settings)."""
+    from .settings import read_study_config, resolve_study
+
+    base = read_study_config(args.config) if getattr(args, "config", "") else None
+    overrides = dict(parse_override(text) for text in getattr(args, "set", []))
+    preset = base.preset if base is not None else args.preset
+    return resolve_study(preset, smoke=getattr(args, "smoke", False), overrides=overrides, base=base)
+
+
 def _study(args: argparse.Namespace) -> int:
     from .study import run_study
 
-    overrides = dict(parse_override(text) for text in args.set)
-    config = load_preset(args.preset, smoke=args.smoke, overrides=overrides)
+    config = _settings(args)
     start = time.monotonic()
     ctx = run_study(config)
     print(f"\nStudy finished in {(time.monotonic() - start) / 60:.1f} min (work already in the results table is "
@@ -29,8 +38,32 @@ def _study(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> int:
-    for name, text in help_texts(StudyConfig).items():
-        print(f"{name:28s} {text}")
+    """Every settings field with its help text; with --file/--preset/--set also its resolved value."""
+    import json
+
+    from .config import to_dict
+    from .registry import METHODS
+
+    texts = {k: v for k, v in help_texts(StudyConfig).items() if k != "methods"}
+    for name in METHODS.names():
+        texts.update({f"methods.{name}.{k}": v for k, v in help_texts(METHODS.get(name).config_class).items()})
+    if not (args.file or args.set or args.show_values):
+        for name, text in texts.items():
+            print(f"{name:40s} {text}")
+        return 0
+    args.config = args.file
+    values = to_dict(_settings(args))
+
+    def value_of(dotted: str):
+        node = values
+        for part in dotted.split("."):
+            node = node[part]
+        return node
+
+    for name, text in texts.items():
+        value = value_of(name)
+        if not isinstance(value, dict):
+            print(f"{name:40s} {json.dumps(value, ensure_ascii=False):24s} {text}")
     return 0
 
 
@@ -100,7 +133,7 @@ def _sweep(args: argparse.Namespace) -> int:
                          seeds=seeds, budget=args.budget, n_prompts=args.prompts, smoke=args.smoke,
                          output_dir=args.output_dir, kernel=args.kernel, gpus=gpus,
                          english_reference=not args.no_english_reference, retrain=args.retrain,
-                         overrides=tuple(args.set))
+                         overrides=tuple(args.set), config_file=args.config)
     cells = grid(config)
     if args.emit_slurm:
         print(f"wrote {slurm_script(config, args.emit_slurm)} ({len(cells)} tasks); submit it with sbatch")
@@ -118,11 +151,12 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .distributed import train_run
+    from .distributed import end_processes, train_run
 
-    overrides = dict(parse_override(text) for text in args.set)
-    folder = train_run(args.method, args.preset, args.language, args.seed, args.output_dir, args.budget, args.smoke,
-                       overrides)
+    folder = train_run(args.method, _settings(args).preset if args.config else args.preset, args.language, args.seed,
+                       args.output_dir, args.budget, args.smoke, dict(parse_override(text) for text in args.set),
+                       config_file=args.config)
+    end_processes()
     print(f"trained run: {folder}")
     return 0
 
@@ -146,18 +180,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    study = commands.add_parser("study", help="run the whole study for a preset (the main job)")
-    study.add_argument("--preset", default="toy", help="toy (default) or sd15")
-    study.add_argument("--smoke", action="store_true", help="shrink every size for a quick check")
-    study.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config field, e.g. --set world.seed=1 (repeatable)")
+    # Flags several commands share, declared once.
+    preset_flag = argparse.ArgumentParser(add_help=False)
+    preset_flag.add_argument("--preset", default="toy", help="backbone scale: toy (default) or sd15")
+    settings_flags = argparse.ArgumentParser(add_help=False)
+    settings_flags.add_argument("--smoke", action="store_true", help="shrink every size for a quick check")
+    settings_flags.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                                help="change a setting by dotted name, e.g. --set world.seed=1 or --set pea.train.lr=1e-5 "
+                                     "(repeatable; `python -m xlcore config` lists every field)")
+    settings_flags.add_argument("--config", default="", metavar="FILE",
+                                help="start from a resolved settings file (a cell's config.json) instead of the preset")
+    output_flag = argparse.ArgumentParser(add_help=False)
+    output_flag.add_argument("--output-dir", default="papermill_runs", help="where runs and the results table go")
+
+    study = commands.add_parser("study", parents=[preset_flag, settings_flags],
+                                help="run the whole study for a preset (the main job)")
     study.set_defaults(func=_study)
 
-    config = commands.add_parser("config", help="list every config field with its help text")
+    config = commands.add_parser("config", parents=[preset_flag],
+                                 help="list every settings field (study and methods) with its help text")
+    config.add_argument("--file", default="", help="show the values a resolved settings file (config.json) holds")
+    config.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="show values with this change")
+    config.add_argument("--values", dest="show_values", action="store_true", help="show the preset's resolved values")
     config.set_defaults(func=_config)
 
-    sample = commands.add_parser("world-sample", help="print test scenes with their captions in every language")
-    sample.add_argument("--preset", default="toy")
+    sample = commands.add_parser("world-sample", parents=[preset_flag],
+                                 help="print test scenes with their captions in every language")
     sample.add_argument("-n", type=int, default=5)
     sample.set_defaults(func=_world_sample)
 
@@ -174,19 +222,15 @@ def main(argv: list[str] | None = None) -> int:
                           help="override a budget, e.g. --set unet.steps=5000")
     pretrain.set_defaults(func=_pretrain_toy)
 
-    sweep = commands.add_parser("sweep", help="run the grid methods x languages x seeds with papermill")
-    sweep.add_argument("--preset", default="toy")
+    sweep = commands.add_parser("sweep", parents=[preset_flag, settings_flags, output_flag],
+                                help="run the grid methods x languages x seeds with papermill")
     sweep.add_argument("--methods", default="", help="comma-separated registered methods (default: all)")
-    sweep.add_argument("--languages", default="en,de,fr,cs,zh,ja", help="comma-separated languages")
+    sweep.add_argument("--languages", default=",".join(LANGUAGES), help="comma-separated languages")
     sweep.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     sweep.add_argument("--budget", type=float, default=1.0, help="share of each stage's training steps, in (0, 1]")
     sweep.add_argument("--prompts", type=int, default=40, help="generation prompts per cell")
-    sweep.add_argument("--smoke", action="store_true", help="shrink every cell (a quick check)")
-    sweep.add_argument("--output-dir", default="papermill_runs")
     sweep.add_argument("--kernel", default="xlcore", help="Jupyter kernel (registered for this environment if missing)")
     sweep.add_argument("--gpus", default="", help="comma-separated GPU indices: one worker per GPU")
-    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="change a study setting for every cell (dotted name, as `study --set`)")
     sweep.add_argument("--retrain", action="store_true",
                        help="rerun cells already in the results table whose training run is not here (gets the weights)")
     sweep.add_argument("--no-english-reference", action="store_true", help="skip the English backbone's cells")
@@ -194,15 +238,12 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--cell-index", type=int, help="run only this cell of the grid (what a SLURM task does)")
     sweep.set_defaults(func=_sweep)
 
-    train = commands.add_parser("train", help="train one method's run (also under `accelerate launch`: data parallel)")
+    train = commands.add_parser("train", parents=[preset_flag, settings_flags, output_flag],
+                                help="train one method's run (also under `accelerate launch`: data parallel)")
     train.add_argument("--method", required=True)
-    train.add_argument("--preset", default="toy")
     train.add_argument("--language", default="de", help="the language of per-language methods (IAP, PEA)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--budget", type=float, default=1.0, help="share of each stage's training steps, in (0, 1]")
-    train.add_argument("--output-dir", default="papermill_runs")
-    train.add_argument("--smoke", action="store_true", help="shrink everything (a quick check)")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="change a study setting")
     train.set_defaults(func=_train)
 
     readme = commands.add_parser("readme-block", help="replace a generated block of the README with a file's text")
@@ -211,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     readme.add_argument("--file", default="README.md")
     readme.set_defaults(func=_readme)
 
-    report = commands.add_parser("report", help="print a table from the results table (default: the toy backbone's quality)")
-    report.add_argument("--preset", default="toy")
+    report = commands.add_parser("report", parents=[preset_flag],
+                                 help="print a table from the results table (default: the toy backbone's quality)")
     which = report.add_mutually_exclusive_group()
     which.add_argument("--methods", action="store_true", help="print the methods' evaluation table instead")
     which.add_argument("--cost", action="store_true", help="print the training-cost table (measured and extrapolated)")

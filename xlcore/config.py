@@ -22,6 +22,9 @@ from .errors import ConfigError
 _NO_SMOKE = object()
 T = TypeVar("T")
 
+# The study's languages: the original write-up's benchmark languages, English (the backbone's) first.
+LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "cs", "zh", "ja")
+
 
 def option(default: Any, help: str, *, smoke: Any = _NO_SMOKE) -> Any:
     """A dataclass field with a help text and, optionally, its value under `smoke`.
@@ -155,24 +158,6 @@ def override(config: T, **changes: Any) -> T:
     return from_dict(type(config), data)
 
 
-def changes_from_preset(config: "StudyConfig") -> dict[str, Any]:
-    """The dotted-name overrides that turn the preset `config.preset` (smoke-shrunk if `config.smoke`)
-    into `config`: what a study hands on to the sweep's cells, so each cell runs the study's settings."""
-    base = to_dict(load_preset(config.preset, smoke=config.smoke))
-    mine = to_dict(config)
-    changes: dict[str, Any] = {}
-
-    def walk(a: dict, b: dict, prefix: str) -> None:
-        for key, value in b.items():
-            if isinstance(value, dict) and isinstance(a.get(key), dict):
-                walk(a[key], value, f"{prefix}{key}.")
-            elif a.get(key) != value:
-                changes[f"{prefix}{key}"] = value
-
-    walk(base, mine, "")
-    return changes
-
-
 def parse_override(text: str) -> tuple[str, Any]:
     """Parse `key=value` from a command line; the value is read as JSON when it parses, else as text."""
     if "=" not in text:
@@ -209,7 +194,7 @@ class WorldConfig:
     image_size: int = option(32, "Side of the rendered square images in pixels (32 default, 64 optional).")
     supersample: int = option(4, "Render at this multiple of image_size and downsample, for anti-aliasing.")
     languages: tuple[str, ...] = option(
-        lambda: ("en", "de", "fr", "cs", "zh", "ja"),
+        lambda: LANGUAGES,
         "Languages of the world; English is the backbone's language and must be first.",
     )
     p_two_objects: float = option(
@@ -237,7 +222,7 @@ class GenerationEvalConfig:
     """What a generation evaluation draws and how."""
 
     n_prompts: int = option(200, "Parallel prompts per language (the world's first n generation prompts).", smoke=4)
-    languages: tuple[str, ...] = option(lambda: ("en", "de", "fr", "cs", "zh", "ja"),
+    languages: tuple[str, ...] = option(lambda: LANGUAGES,
                                         "Languages to prompt in (those a system cannot read are skipped).")
     guidance_scale: float = option(4.0, "Classifier-free guidance scale (the toy backbone's best, DESIGN.md 8.1).")
     steps: int = option(25, "DDIM steps (trailing spacing).", smoke=2)
@@ -267,10 +252,13 @@ class StudyConfig:
     guidance_scales: tuple[float, ...] = option(
         lambda: (1.0, 2.0, 4.0), "Classifier-free guidance scales every generation metric is reported at.",
         smoke=(1.0, 2.0))
-    methods: tuple[str, ...] = option(
+    method_names: tuple[str, ...] = option(
         lambda: (), "Methods the study trains and checks (empty: every registered method).")
+    methods: dict[str, Any] = option(
+        lambda: {}, "Each method's settings by name (`methods.<name>.<field>`; `xlcore config` lists them): filled for "
+              "every registered method by `xlcore.settings.resolve_study`, its preset's settings where missing.")
     method_languages: tuple[str, ...] = option(
-        lambda: ("de", "fr", "cs", "zh", "ja"), "Target languages of the study's sweep (every method is evaluated in "
+        lambda: LANGUAGES[1:], "Target languages of the study's sweep (every method is evaluated in "
                                                 "English and in each; per-language methods train for each).",
         smoke=("de",))
     seeds: tuple[int, ...] = option(
@@ -326,12 +314,13 @@ def _sd15_preset() -> StudyConfig:
 
 
 def load_preset(name: str, *, smoke: bool = False, overrides: dict[str, Any] | None = None) -> StudyConfig:
-    """The named preset, with `overrides` (dotted names) applied and, if asked, shrunk by `smoke`."""
+    """The named preset's study settings, shrunk by `smoke` if asked, with `overrides` (dotted names) on
+    top. Without the methods' settings: `xlcore.settings.resolve_study` builds the whole tree."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; presets: {', '.join(sorted(PRESETS))}")
     config = PRESETS[name]()
-    if overrides:
-        config = override(config, **overrides)
-    if smoke or config.smoke:
+    if smoke or (overrides or {}).get("smoke"):
         config = dataclasses.replace(apply_smoke(config), smoke=True)
+    if overrides:  # after smoke, so an override of a field that has a smoke value is kept
+        config = override(config, **overrides)
     return config

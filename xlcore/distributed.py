@@ -33,6 +33,15 @@ def data_parallel_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
+def end_processes() -> None:
+    """Leave the process group once the work is done: waits for every process, then tears the group down.
+    A process that exits with gloo's threads still running can abort ('terminate called without an active
+    exception') after its work finished, and the launcher then reports the whole run as failed."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def gather_rows(rows: torch.Tensor) -> torch.Tensor:
     """The rows of every process's slice of the batch, in process order, as one tensor (`rows` itself
     with one process). Differentiable: the gradient reaching each process's own rows is summed over the
@@ -59,7 +68,7 @@ class _GatherRows(torch.autograd.Function):
 
 def train_run(method: str, preset: str = "toy", language: str = "de", seed: int = 0,
               output_dir: str | Path = "papermill_runs", budget: float = 1.0, smoke: bool = False,
-              overrides: dict | None = None) -> Path:
+              overrides: dict | None = None, config_file: str | Path = "") -> Path:
     """Train (or resume) the run of `method` that the sweep's cell (method, language, seed) would train;
     returns its folder. Safe to call in every process of a data-parallel launch."""
     from .cache import FeatureCache
@@ -69,7 +78,7 @@ def train_run(method: str, preset: str = "toy", language: str = "de", seed: int 
 
     state = process_state()
     run = CellRun(Cell(preset, method, language, seed), smoke=smoke, output_dir=output_dir, budget=budget,
-                  overrides=overrides)
+                  config_file=config_file, overrides=overrides)
     if run.method is None or not run.method.stages:
         log.info("%s trains nothing", method)
         return run.dir

@@ -41,19 +41,30 @@ class Registry(Generic[T]):
         """Decorator that registers the decorated object under `name` (and sets its `name` attribute)."""
 
         def decorate(obj: T) -> T:
-            existing = self._entries.get(name)
-            if existing is not None and existing is not obj:
-                raise XlcoreError(
-                    f"{self.kind} {name!r} is registered twice: by {_where(existing)} and by {_where(obj)}"
-                )
+            # An object may answer to further names (a method's `variants`, named presets of its settings);
+            # only its own, not those it inherits, and without renaming it. All names are checked first.
+            aliases = list(vars(obj).get("variants", {})) if isinstance(obj, type) else []
+            for key in (name, *aliases):
+                existing = self._entries.get(key)
+                if existing is not None and existing is not obj:
+                    raise XlcoreError(
+                        f"{self.kind} {key!r} is registered twice: by {_where(existing)} and by {_where(obj)}"
+                    )
             try:
                 obj.name = name  # type: ignore[attr-defined]
             except (AttributeError, TypeError):
                 pass
-            self._entries[name] = obj
+            for key in (name, *aliases):
+                self._entries[key] = obj
             return obj
 
         return decorate
+
+    def unregister(self, name: str) -> None:
+        """Remove `name` and the names it brought along (for tests that register a method of their own)."""
+        obj = self._entries.pop(name, None)
+        for alias in vars(obj).get("variants", {}) if isinstance(obj, type) else ():
+            self._entries.pop(alias, None)
 
     def discover(self) -> None:
         """Import every module of the package and every advertised entry point (once)."""

@@ -35,11 +35,9 @@ def backbone_quality_table(results_path: str | Path) -> str:
     return "\n".join(lines)
 
 
-METHOD_ORDER = ["english-backbone", "untrained", "translate_oracle", "translate", "trikd", "mclip_plus", "altclip", "altdiffusion",
-                "iap", "mulan", "pea", "full_finetune"]
 
 
-def _latest_runs(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
+def latest_runs(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
     """Rows of the latest run (by timestamp) of each (method, language, seed) among runs whose id starts
     with `prefix` (cells: `cell-`, training runs: `train-`)."""
     frame = frame[frame["run_id"].str.startswith(prefix)]
@@ -47,8 +45,21 @@ def _latest_runs(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
     return frame[frame["run_id"].isin(set(latest))]
 
 
-def _ordered(names) -> list[str]:
-    return sorted(names, key=lambda n: (METHOD_ORDER.index(n) if n in METHOD_ORDER else len(METHOD_ORDER), n))
+def ordered_methods(names) -> list[str]:
+    """Method names in display order: the English backbone, then each method's `order` (its class says
+    where it belongs), then names no registered method has (rows of a method since removed), by name."""
+    from .errors import UnknownMethodError
+    from .methods._base import describe
+
+    def key(name: str) -> tuple[float, str]:
+        if name == "english-backbone":
+            return (float("-inf"), name)
+        try:
+            return (describe(name).order, name)
+        except UnknownMethodError:
+            return (float("inf"), name)
+
+    return sorted(names, key=key)
 
 
 def method_cost(frame: pd.DataFrame) -> pd.DataFrame:
@@ -56,7 +67,7 @@ def method_cost(frame: pd.DataFrame) -> pd.DataFrame:
     summed over stages, the fastest seed of each run (wall-clock time on a shared machine only grows with
     other load, so the minimum of repeats is the best estimate), averaged over a per-language method's
     languages. Seeds that timed every stage come first; `time_complete` is False where none did."""
-    trained = _latest_runs(frame, "train-")
+    trained = latest_runs(frame, "train-")
     params = trained[(trained["benchmark"] == "cost/measured") & (trained["metric"] == "trainable_parameters")]
     # A stage that trained (steps > 0) without a recorded time makes its run's time a lower bound.
     steps = trained[(trained["metric"] == "train_steps") & (trained["value"] > 0)]
@@ -84,8 +95,8 @@ def methods_table(results_path: str | Path) -> str:
     system, and the training wall time on the machine that ran it. The latest run of each system counts.
     """
     frame = ResultsStore(results_path).read()
-    evaluated = _latest_runs(frame, "cell-")
-    trained = _latest_runs(frame, "train-")
+    evaluated = latest_runs(frame, "cell-")
+    trained = latest_runs(frame, "train-")
     costs = method_cost(frame)
     if evaluated.empty:
         return "(no evaluation rows yet: run `make study`)"
@@ -99,7 +110,7 @@ def methods_table(results_path: str | Path) -> str:
             rows = rows[rows["protocol"].str.startswith(protocol)]
         return "-" if rows.empty else format(rows["value"].mean(), fmt)
 
-    for name in _ordered(evaluated["method"].unique()):
+    for name in ordered_methods(evaluated["method"].unique()):
         rows = evaluated[evaluated["method"] == name]
         targets = rows[rows["language"] != "en"] if name != "english-backbone" else rows
         languages = ", ".join(sorted(targets["language"].unique()))
@@ -126,7 +137,7 @@ def cost_table(results_path: str | Path) -> str:
     rows stored when each run trained: those go stale when any of the three is measured again."""
     from .evaluate.cost import PriceTable, extrapolate, flops_at_published_scale, published_budgets
 
-    frame = _latest_runs(ResultsStore(results_path).read(), "train-")
+    frame = latest_runs(ResultsStore(results_path).read(), "train-")
     if frame.empty:
         return "(no cost rows yet: run `make study`)"
     scale = flops_at_published_scale()
@@ -143,7 +154,7 @@ def cost_table(results_path: str | Path) -> str:
     def derived(metrics: dict, key: str, fmt: str) -> str:
         return format(metrics[key], fmt) if key in metrics else "-"
 
-    for name in _ordered(measured["method"].unique()):
+    for name in ordered_methods(measured["method"].unique()):
         rows = measured[measured["method"] == name]
         for language in sorted(rows["language"].unique())[:1]:  # per-language runs cost the same; show one
             for stage in dict.fromkeys(rows[rows["language"] == language]["stage"]):

@@ -30,25 +30,12 @@ from typing import Sequence
 import torch
 
 from .cell import ENGLISH_BACKBONE, Cell, train_dir
+from .config import LANGUAGES
 from .errors import UnknownLanguageError, XlcoreError
 from .prompts import Prompt, check_prompt
 
 log = logging.getLogger(__name__)
 
-LANGUAGES = ("en", "de", "fr", "cs", "zh", "ja")
-DESCRIPTIONS = {  # what each system is, in one line (the methods' `label`s record deviations instead)
-    "untrained": "baseline: the multilingual encoder fed to the English UNet, no alignment",
-    "translate_oracle": "upper bound: the world's exact translation, then the English pipeline",
-    "translate": "translate-then-generate with a trained translator",
-    "trikd": "mCLIP TriKD: a multilingual encoder distilled into CLIP's space",
-    "mclip_plus": "mCLIP+: TriKD after aligning the multilingual encoder on parallel text (MTE)",
-    "altclip": "AltCLIP: teacher distillation, then contrastive tuning of the text encoder",
-    "altdiffusion": "AltDiffusion: the AltCLIP encoder, then UNet concept alignment and quality tuning",
-    "iap": "Image-as-Pivot: one cross-attention alignment per language",
-    "mulan": "MuLan: a language adapter after a frozen multilingual encoder",
-    "pea": "PEA-Diffusion: one small adapter per language, distilled from the English UNet",
-    "full_finetune": "full fine-tuning of the text encoder and the UNet",
-}
 
 
 @dataclass
@@ -101,7 +88,7 @@ class Catalogue:
                  guidance_scale: float = 4.0):
         from .backbone import load_backbone
         from .config import load_preset
-        from .methods._base import UntrainableMethod
+        from .methods._base import describe
         from .registry import METHODS
         from .world import World
 
@@ -114,19 +101,18 @@ class Catalogue:
         self.defaults = {"steps": steps, "guidance_scale": guidance_scale}
         self._lock = threading.Lock()  # one drawing at a time: the models are shared and CPU-bound
         self.entries: dict[str, Entry] = {}
-        from .report import _ordered
+        from .report import ordered_methods
 
-        for name in _ordered(METHODS.names()):
-            cls = METHODS.get(name)
-            trainable = not issubclass(cls, UntrainableMethod)
-            scopes = [lang for lang in self.languages if lang != "en"] if cls.per_language else ["all"]
+        for name in ordered_methods(METHODS.names()):
+            info = describe(name)
+            scopes = [lang for lang in self.languages if lang != "en"] if info.per_language else ["all"]
             folders, shipped_flags = {}, {}
             for scope in scopes:
-                found = self._find(name, scope, cls.per_language)
+                found = self._find(name, scope, info.per_language)
                 if found is not None:
                     folders[scope], shipped_flags[scope] = found
-            self.entries[name] = Entry(name, DESCRIPTIONS.get(name, name), cls.per_language, folders, shipped_flags,
-                                       trainable)
+            self.entries[name] = Entry(name, info.summary or name, info.per_language, folders, shipped_flags,
+                                       info.trains)
 
     def _find(self, method: str, scope: str, per_language: bool) -> tuple[Path, bool] | None:
         local = train_dir(self.output_dir, Cell(self.preset, method, scope, self.seed), per_language) / "method"

@@ -7,7 +7,6 @@ rows. Later parts of the study (backbone quality, methods, evaluation, analysis)
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -132,22 +131,17 @@ def sweep_methods(ctx: StudyContext) -> list[ResultRow]:
     """Train and evaluate every method through its notebook (`xlcore.sweep`): the grid of the study's
     methods x English and its target languages x its seed, plus the English backbone's reference cell.
     Each cell appends its own rows; finished cells are skipped, so a rerun continues where it stopped."""
-    from .config import changes_from_preset
     from .sweep import SweepConfig, run_sweep, summary
 
     config = ctx.config
     if config.preset != "toy":
         log.info("the study's sweep runs on the built-in world (toy preset); use `xlcore sweep` for %s", config.preset)
         return []
-    # The cells rebuild the preset in their own processes: hand them every setting the study changed
-    # (except where runs go and which cells run, which the sweep itself is told).
-    changes = {key: value for key, value in changes_from_preset(config).items()
-               if key not in ("output_dir", "figures_dir", "smoke", "seed", "seeds", "methods", "method_languages")}
-    sweep = SweepConfig(preset=config.preset, methods=tuple(config.methods),
+    # The cells run with the study's own resolved settings (method settings included), handed over whole.
+    sweep = SweepConfig(preset=config.preset, methods=tuple(config.method_names),
                         languages=("en",) + tuple(config.method_languages), seeds=tuple(config.seeds),
-                        n_prompts=config.evaluation.n_prompts, smoke=config.smoke, output_dir=config.output_dir,
-                        overrides=tuple(f"{key}={json.dumps(value)}" for key, value in changes.items()))
-    outcomes = run_sweep(sweep)
+                        n_prompts=config.evaluation.n_prompts, smoke=config.smoke, output_dir=config.output_dir)
+    outcomes = run_sweep(sweep, study=config)
     report = summary(outcomes)
     log.info("sweep: %s", report)
     if any(o.status == "failed" for o in outcomes):

@@ -2,7 +2,9 @@
 
 Each cell runs `notebooks/methods/<method>.ipynb` (or `notebooks/evaluate.ipynb` for the English
 backbone's reference cells) in a fresh papermill process into `<output_dir>/<preset>/<method>/<lang>/<seed>/`
-(see `xlcore.cell` for what lands there). The sweep
+(see `xlcore.cell` for what lands there). The study's settings are resolved once (`xlcore.settings`),
+written into each cell's folder as `config.json` and handed to its notebook as the `config_file`
+parameter, so every cell runs with the same settings, method settings included. The sweep
 
 - skips cells already finished (`done.json`, or their rows already in the results table), so a rerun after an interruption continues where it stopped,
   and an interrupted cell resumes from its training checkpoints; rows are appended once per cell, so a
@@ -33,7 +35,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .cell import ENGLISH_BACKBONE, Cell, cell_dir
-from .config import option
+from .config import LANGUAGES, option
 from .errors import ConfigError, UnknownLanguageError
 
 log = logging.getLogger(__name__)
@@ -50,14 +52,16 @@ class SweepConfig:
 
     preset: str = option("toy", "Backbone scale: 'toy' or 'sd15'.")
     methods: tuple[str, ...] = option(lambda: (), "Registered methods (empty: all).")
-    languages: tuple[str, ...] = option(lambda: ("en", "de", "fr", "cs", "zh", "ja"),
+    languages: tuple[str, ...] = option(lambda: LANGUAGES,
                                         "Languages to evaluate in (per-language methods skip English).")
     seeds: tuple[int, ...] = option(lambda: (0, 1, 2), "Seeds; every cell runs once per seed.")
     budget: float = option(1.0, "Share of each stage's training steps to run, in (0, 1].")
     n_prompts: int = option(40, "Generation prompts per cell.")
     smoke: bool = option(False, "Shrink every cell (tests).")
-    overrides: tuple[str, ...] = option(lambda: (), "Study settings changed from the preset, as 'dotted.name=value' "
-                                        "(`xlcore study --set` passes its own); every cell runs with them.")
+    overrides: tuple[str, ...] = option(lambda: (), "Settings changed from the preset, as 'dotted.name=value' (study "
+                                        "fields, or a method's as 'pea.train.lr=1e-5'); every cell runs with them.")
+    config_file: str = option("", "A resolved settings file (config.json) to run every cell with instead of the "
+                                  "preset's; `overrides` apply on top.")
     output_dir: str = option("papermill_runs", "Where cells and the results table go.")
     kernel: str = option(KERNEL, "Jupyter kernel that runs the notebooks (registered by `ensure_kernel`).")
     gpus: tuple[int, ...] = option(lambda: (), "GPU indices, one worker each; empty: one worker, no GPU pinning.")
@@ -73,6 +77,16 @@ class CellOutcome:
     status: str  # 'done', 'skipped' (finished before) or 'failed'
     seconds: float = 0.0
     error: str = ""
+
+
+def study_settings(config: SweepConfig):
+    """The resolved settings tree every cell of the sweep runs with (see `xlcore.settings`)."""
+    from .config import parse_override
+    from .settings import read_study_config, resolve_study
+
+    base = read_study_config(config.config_file) if config.config_file else None
+    overrides = dict(parse_override(text) for text in config.overrides)
+    return resolve_study(config.preset, smoke=config.smoke, overrides=overrides, base=base)
 
 
 def grid(config: SweepConfig) -> list[Cell]:
@@ -119,25 +133,17 @@ def ensure_kernel(name: str = KERNEL) -> None:
     log.info("registered the Jupyter kernel %r for %s", name, sys.executable)
 
 
-def parsed_overrides(config: SweepConfig) -> dict:
-    from .config import parse_override
-
-    return dict(parse_override(text) for text in config.overrides)
-
-
-def recorded_run_ids(config: SweepConfig) -> dict[Cell, str]:
+def recorded_run_ids(config: SweepConfig, study) -> dict[Cell, str]:
     """Cells of the grid whose rows are already in the results table (a fresh clone of a repository that
     ships its table has no cell folders, and must not recompute what the table holds)."""
     from .backbone import load_backbone
     from .cell import cell_identity
-    from .config import load_preset
     from .results import ResultsStore
 
     store = ResultsStore(Path(config.output_dir) / config.preset / "results.csv")
     recorded = store.run_ids()
     if not recorded:
         return {}
-    study = load_preset(config.preset, smoke=config.smoke, overrides=parsed_overrides(config))
     fingerprint = load_backbone(config.preset).fingerprint()
     out = {}
     for cell in grid(config):
@@ -147,17 +153,21 @@ def recorded_run_ids(config: SweepConfig) -> dict[Cell, str]:
     return out
 
 
-def run_cell(cell: Cell, config: SweepConfig, gpu: int | None = None, recorded: dict[Cell, str] | None = None
-             ) -> CellOutcome:
-    """Execute one cell's notebook with papermill in its own process (skipped if finished)."""
+def run_cell(cell: Cell, config: SweepConfig, gpu: int | None = None, recorded: dict[Cell, str] | None = None,
+             study=None) -> CellOutcome:
+    """Execute one cell's notebook with papermill in its own process (skipped if finished), with the
+    sweep's resolved settings (`study`, resolved from `config` when not given) in its `config.json`."""
+    from .settings import write_study_config
+
     out = cell_dir(Path(config.output_dir).resolve(), cell)
     if (out / "done.json").exists() or (cell in (recorded or {}) and not config.retrain):
         return CellOutcome(cell, "skipped")
     out.mkdir(parents=True, exist_ok=True)
     (out / "error.txt").unlink(missing_ok=True)
+    settings = write_study_config(study if study is not None else study_settings(config), out / "config.json")
     parameters = {"preset": cell.preset, "language": cell.language, "seed": cell.seed, "budget": config.budget,
                   "n_prompts": config.n_prompts, "smoke": config.smoke, "output_dir": str(Path(config.output_dir).resolve()),
-                  "overrides": parsed_overrides(config)}
+                  "config_file": str(settings)}
     if cell.method == ENGLISH_BACKBONE:
         parameters = {k: v for k, v in parameters.items() if k not in ("budget",)} | {"method": cell.method}
     notebook = notebook_for(cell, config.notebooks)
@@ -178,14 +188,17 @@ def run_cell(cell: Cell, config: SweepConfig, gpu: int | None = None, recorded: 
     return CellOutcome(cell, "failed", seconds, tail.strip().splitlines()[-1] if tail.strip() else f"exit {status}")
 
 
-def run_sweep(config: SweepConfig, cells: list[Cell] | None = None, progress: bool = True) -> list[CellOutcome]:
-    """Run `cells` (default: the whole grid) with one worker per GPU (or one worker)."""
+def run_sweep(config: SweepConfig, cells: list[Cell] | None = None, progress: bool = True,
+              study=None) -> list[CellOutcome]:
+    """Run `cells` (default: the whole grid) with one worker per GPU (or one worker), every cell with the
+    resolved settings `study` (default: resolved from `config`)."""
     cells = grid(config) if cells is None else cells
     for notebook in sorted({notebook_for(cell, config.notebooks) for cell in cells}):
         if not notebook.exists():
             raise ConfigError(f"no notebook {notebook}; run notebooks/make_method_notebooks.py")
     ensure_kernel(config.kernel)
-    recorded = recorded_run_ids(config)
+    study = study if study is not None else study_settings(config)
+    recorded = recorded_run_ids(config, study)
     todo: queue.Queue[Cell] = queue.Queue()
     for cell in cells:
         todo.put(cell)
@@ -200,7 +213,7 @@ def run_sweep(config: SweepConfig, cells: list[Cell] | None = None, progress: bo
             except queue.Empty:
                 return
             bar.set_postfix_str(cell.key)
-            outcome = run_cell(cell, config, gpu, recorded)
+            outcome = run_cell(cell, config, gpu, recorded, study)
             with lock:
                 outcomes.append(outcome)
                 bar.update(1)
@@ -227,8 +240,13 @@ def summary(outcomes: list[CellOutcome]) -> str:
 
 
 def slurm_script(config: SweepConfig, path: str | Path, *, partition: str = "", hours: int = 4) -> Path:
-    """A SLURM job array with one task per cell (task i runs cell i of the grid); submit with sbatch."""
+    """A SLURM job array with one task per cell (task i runs cell i of the grid); submit with sbatch. The
+    resolved settings go beside it (`<path>.config.json`), so every task runs with the same tree."""
+    from .settings import write_study_config
+
     cells = grid(config)
+    path = Path(path)
+    settings = write_study_config(study_settings(config), path.with_name(path.name + ".config.json")).resolve()
     args = [f"--preset {config.preset}", f"--seeds {','.join(map(str, config.seeds))}",
             f"--languages {','.join(config.languages)}", f"--budget {config.budget:g}", f"--prompts {config.n_prompts}",
             f"--output-dir {Path(config.output_dir).resolve()}"]
@@ -236,7 +254,7 @@ def slurm_script(config: SweepConfig, path: str | Path, *, partition: str = "", 
         args.append(f"--methods {','.join(config.methods)}")
     if config.smoke:
         args.append("--smoke")
-    args += [f"--set {shlex.quote(text)}" for text in config.overrides]
+    args.append(f"--config {shlex.quote(str(settings))}")
     if not config.english_reference:
         args.append("--no-english-reference")
     lines = ["#!/bin/bash", f"#SBATCH --job-name=xlcore-{config.preset}", f"#SBATCH --array=0-{len(cells) - 1}",
@@ -247,7 +265,6 @@ def slurm_script(config: SweepConfig, path: str | Path, *, partition: str = "", 
     lines += ["# One cell per task; cells of a method trained once for all languages share its training run",
               "# (a file lock makes the first task train and the others wait for it).",
               f"cd {REPO}", f"{sys.executable} -m xlcore sweep {' '.join(args)} --cell-index $SLURM_ARRAY_TASK_ID", ""]
-    path = Path(path)
     path.write_text("\n".join(lines))
     return path
 

@@ -10,7 +10,7 @@ Measured (DESIGN.md section 6), per stage, on the hardware the evaluation runs o
   size, which includes everything loaded before (labelled as such).
 
 Extrapolated, kept apart from the measured figures: GPU-hours and dollars for the method's published
-training budget (`assets/published_budgets.json`, each with its source; most methods publish no step
+training budget (declared by each method, `Method.published_budgets`, each with its source; most methods publish no step
 count, and then nothing is extrapolated). GPU-hours come from FLOPs per sample at the published scale
 divided by (peak FLOP/s x assumed model FLOPs utilisation) of the chosen GPU, or from the published
 GPU-hours where the method reports them; dollars from the editable price table
@@ -30,7 +30,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -44,7 +44,6 @@ from .common import Measurement
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-BUDGETS_FILE = ASSETS / "published_budgets.json"
 PRICES_FILE = ASSETS / "gpu_prices.json"
 # FLOPs per sample of every stage on the full-size sd15 architectures, measured by benchmarks/sd15_cost.py.
 SCALE_FLOPS_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "sd15_cost.csv"
@@ -89,22 +88,15 @@ class PriceTable:
         return name, self.gpus[name]
 
 
-def published_budgets(path: str | Path = BUDGETS_FILE) -> dict[str, dict[str, Any]]:
-    """'<method>/<stage>' -> the published training budget with its source (samples may be null).
+def published_budgets() -> dict[str, Mapping[str, Any]]:
+    """'<method>/<stage>' -> the published training budget with its source (samples may be None), as each
+    registered method declares it (`Method.published_budgets`; a variant shares its method's, and
+    AltDiffusion's first two stages are AltCLIP's)."""
+    from ..methods._base import describe
+    from ..registry import METHODS
 
-    An entry {"same_as": "<key>"} shares another's budget (AltDiffusion's first two stages are AltCLIP's)."""
-    table = _read_json(Path(path))
-    resolved = {}
-    for key, entry in table.items():
-        seen = [key]
-        while "same_as" in entry:
-            target = entry["same_as"]
-            if target not in table or target in seen:
-                raise DataFormatError(path, f"{key}: same_as {target!r} is {'a cycle' if target in seen else 'not an entry'}")
-            seen.append(target)
-            entry = table[target]
-        resolved[key] = entry
-    return resolved
+    return {f"{name}/{stage}": budget for name in METHODS.names()
+            for stage, budget in describe(name).published_budgets.items()}
 
 
 def flops_at_published_scale(path: str | Path = SCALE_FLOPS_FILE) -> dict[str, float]:

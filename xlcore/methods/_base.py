@@ -12,6 +12,12 @@ files and a backbone, without any training code.
 
 Methods never change the backbone: a method that trains UNet weights (AltDiffusion, full fine-tuning)
 trains its own copy, and the tests check the backbone's fingerprint before and after.
+
+A method is one file: besides its config and its loss, the class carries what every other part shows of
+it (`title`, `summary`, `prose`, `diagram`, `order`, `published_budgets`), read through `describe(name)` by
+the notebook generator, the demo, the report and the cost extrapolation; `config_for_preset` gives its
+settings on each backbone scale; `variants` are named presets of its settings (mCLIP+ is TriKD with the
+MTE stage on), registered under their own names so their rows keep them.
 """
 
 from __future__ import annotations
@@ -63,19 +69,47 @@ class StageData:
     multilingual: nn.Module | None = None
 
 
+@dataclass(frozen=True)
+class Variant:
+    """A named preset of a method's settings: the method with `changes` (dotted config fields) applied on
+    top of its settings for the preset. Variants are configs, not classes; their rows carry their name."""
+
+    changes: Mapping[str, Any]
+    title: str
+    summary: str
+    prose: str
+    diagram: str
+    order: float
+
+
 class Method:
-    """Base class: subclasses set `config_class` and implement the hooks marked below."""
+    """Base class: subclasses set `config_class` and the description below, and implement the hooks."""
 
     config_class: ClassVar[type]
-    name: ClassVar[str] = ""  # set by METHODS.register
+    name: ClassVar[str] = ""  # set by METHODS.register (an instance of a variant carries the variant's name)
     per_language: ClassVar[bool] = False  # one run per target language (IAP, PEA)
     uses_unet_gradients: ClassVar[bool] = False  # back-propagates through the UNet: it cannot be cached
     label: ClassVar[str] = ""  # deviations and extensions, copied into the results table's notes
+    # What the notebooks, the demo and the report show (see `describe`)
+    title: ClassVar[str] = ""  # the notebook's heading, with the paper
+    summary: ClassVar[str] = ""  # one line: what the system is (demo captions, the Systems table)
+    prose: ClassVar[str] = ""  # the notebook's introduction: what is frozen, what trains, the loss and its source
+    diagram: ClassVar[str] = ""  # the data flow, as text
+    order: ClassVar[float] = 100.0  # position in tables and figures (references first, then by family)
+    published_budgets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}  # stage -> the paper's budget and its source
+    variants: ClassVar[Mapping[str, Variant]] = {}  # name -> a named preset of this method's settings
 
     def __init__(self, backbone: Backbone, config: Any = None, *, language: str | None = None,
-                 languages: Sequence[str] | None = None, seed: int = 0):
+                 languages: Sequence[str] | None = None, seed: int = 0, name: str | None = None):
         self.backbone = backbone
-        self.config = config if config is not None else self.config_class()
+        if name is not None and name != type(self).name:
+            if name not in type(self).__dict__.get("variants", {}):
+                raise ConfigError(f"{name!r} is not {type(self).name!r} nor one of its variants")
+            self.name = name  # a variant: the instance carries its name into saved runs and results rows
+        if config is None:  # its settings on the backbone's preset (an unregistered subclass: its class's)
+            config = (default_config(self.name, backbone.preset) if self.name in METHODS
+                      else type(self).config_for_preset(backbone.preset))
+        self.config = config
         if not isinstance(self.config, self.config_class):
             raise ConfigError(f"{self.name} takes a {self.config_class.__name__}, got {type(self.config).__name__}")
         if self.per_language and not language:
@@ -94,6 +128,11 @@ class Method:
 
     # ----------------------------------------------------------------------------------------------
     # Hooks for subclasses
+
+    @classmethod
+    def config_for_preset(cls, preset: str) -> Any:
+        """The method's settings on backbone scale `preset` (default: the config class's defaults)."""
+        return cls.config_class()
 
     def build(self) -> None:
         """Create the method's modules (called once by __init__)."""
@@ -369,12 +408,54 @@ class StageTask:
         return self.method.loss(inputs, self.stage)
 
 
+@dataclass(frozen=True)
+class MethodInfo:
+    """What the rest of the project shows of a registered method (or variant), read off its class."""
+
+    name: str
+    cls: type
+    title: str
+    summary: str
+    prose: str
+    diagram: str
+    order: float
+    per_language: bool
+    trains: bool  # False for the reference points that train nothing
+    published_budgets: Mapping[str, Mapping[str, Any]]
+    variant_of: str | None = None
+
+
+def _variant(cls: type, name: str) -> Variant | None:
+    return cls.__dict__.get("variants", {}).get(name) if name != cls.name else None
+
+
+def describe(name: str) -> MethodInfo:
+    """The description of registered method `name` (a variant's own title, summary, prose and order)."""
+    cls = METHODS.get(name)
+    variant = _variant(cls, name)
+    source = variant if variant is not None else cls
+    return MethodInfo(name, cls, source.title, source.summary, source.prose, source.diagram, source.order,
+                      cls.per_language, not issubclass(cls, UntrainableMethod), cls.published_budgets,
+                      cls.name if variant is not None else None)
+
+
+def default_config(name: str, preset: str = "toy") -> Any:
+    """The settings method `name` runs with on `preset`: its preset settings, a variant's changes on top."""
+    from ..config import override
+
+    cls = METHODS.get(name)
+    config = cls.config_for_preset(preset)
+    variant = _variant(cls, name)
+    return override(config, **variant.changes) if variant is not None else config
+
+
 def build_method(name: str, backbone: Backbone, config: Any = None, **kwargs) -> Method:
-    """The registered method `name` on `backbone` (config: an instance, a dict of fields, or None)."""
+    """The registered method `name` on `backbone` (config: an instance, a dict of fields, or None for its
+    settings on the backbone's preset)."""
     cls = METHODS.get(name)
     if isinstance(config, Mapping):
         config = from_dict(cls.config_class, dict(config), where=f"{name} config")
-    return cls(backbone, config, **kwargs)
+    return cls(backbone, config, name=name, **kwargs)
 
 
 def load_method(directory: str | Path, backbone: Backbone, *, strict_backbone: bool = True) -> Method:

@@ -92,8 +92,54 @@ class StudentTextEncoder(nn.Module):
         return self.transformation(hidden), self.transformation(self.pre_ln(hidden)[:, 0])
 
 
+# The published training budget of each stage, with its source (the cost extrapolation reads it; most
+# papers publish no step count, and then nothing is extrapolated).
+PUBLISHED_BUDGETS = {
+    "teacher": {
+        "samples": None,
+        "steps": None,
+        "global_batch": None,
+        "gpus": None,
+        "reported_gpu_hours": None,
+        "source": ("FlagAI-Open/FlagAI examples/AltCLIP/README.md '训练/Training'; "
+                   "examples/AltCLIP-m18/README.md 'Training datasets' table"),
+        "note": ("Not published in any source reachable here. Official READMEs say only that this stage "
+                 "uses parallel text only (teacher = CLIP text encoder, student = XLM-R, MSE on [CLS] vs "
+                 "[TOS], per FlagAI issue #133). AltCLIP-m18 table lists OPUS sources per language "
+                 "(CCAligned, WikiMatrix, CCMatrix, MultiParaCrawl, ...) and English text from LAION400M, "
+                 "with no counts. Check the training-details section of arXiv 2211.06679 before filling "
+                 "these fields. examples/AltCLIP/deepspeed.json (micro-batch 64, lr 1e-5) is the "
+                 "fine-tuning example, not the published budget."),
+    },
+    "contrastive": {
+        "samples": None,
+        "steps": None,
+        "global_batch": None,
+        "gpus": None,
+        "reported_gpu_hours": None,
+        "source": ("FlagAI-Open/FlagAI examples/AltCLIP/README.md '训练/Training'; HF model card "
+                   "BAAI/AltCLIP 'Training'"),
+        "note": ("Only the data size is published in the official README: 'a small number of "
+                 "Chinese-English image-text pairs (about 2 million in total)'. AltCLIP-m18: stages 2&3 "
+                 "use a LAION-Aesthetics subset plus WuDaoMM for Chinese, with no counts. Steps, batch, "
+                 "GPUs and hours were not found (paper body not readable here)."),
+    },
+}
+
+
 @METHODS.register("altclip")
 class AltCLIP(Method):
+    title = "AltCLIP (Chen et al., 2022, arXiv 2211.06679)"
+    summary = "AltCLIP: teacher distillation, then contrastive tuning of the text encoder"
+    prose = ("Frozen: the CLIP image tower and the English CLIP text tower (the teacher). Trains: the "
+             "whole multilingual encoder plus a transformation into CLIP's text space. Stage `teacher`: "
+             "MSE between the student's pooled output and CLIP's on parallel text (the teacher reads "
+             "English, the student both languages). Stage `contrastive`: InfoNCE of the student against "
+             "frozen CLIP image embeddings, on image-text in every language.")
+    diagram = ("parallel text: English -> CLIP text (frozen) --MSE-- student(X) <- XLM-R + transformation (trained)\n"
+               "image-text:    image -> CLIP image (frozen) --InfoNCE-- student(caption)")
+    order = 6
+    published_budgets = PUBLISHED_BUDGETS
     config_class = AltCLIPConfig
     label = ""
 
@@ -153,8 +199,60 @@ class AltCLIP(Method):
 
 
 
+# The published training budget of each stage, with its source (the cost extrapolation reads it; most
+# papers publish no step count, and then nothing is extrapolated).
+ALTDIFFUSION_PUBLISHED_BUDGETS = {
+    "concept": {
+        "samples": 1013760000,
+        "steps": 330000,
+        "global_batch": 3072,
+        "gpus": "64x NVIDIA A100-SXM4-40GB",
+        "reported_gpu_hours": 12288,
+        "source": ("FlagAI-Open/FlagAI examples/AltDiffusion-m18/README.md, section '训练细节' (Training "
+                   "details), commit 75218b84 (2023-05-05); same text on HF card BAAI/AltDiffusion-m18"),
+        "note": ("Published: initialised from SD v2.1 512-base-ema, batch 3072, 256x256, LAION2B-en "
+                 "(2.32B) + filtered LAION2B-multi (1.8B, 18 languages), 330k steps, 'approximately 8 "
+                 "days' on 64 A100. The README's method section says only the UNet cross-attention k,v are "
+                 "trained here (AltCLIP-m18 frozen). AdamW, lr 1e-4, 10k warmup. GPU-hours = 8 d x 24 h x "
+                 "64 = 12,288, derived from the published days. The write-up's '~21,000 A100 h / $47,700' "
+                 "is not supported: the published total is 19 days x 64 = 29,184 A100-h (23,040 without "
+                 "the CFG phase). The write-up's own CSV (theomkulpe/multilingual-image-generation, "
+                 "cross_lingual_approaches_comparison.csv) gives '~128 A100 equivalent, ~1 week', and 128 "
+                 "x 168 h = 21,504, the likely origin. $47,700 is about $2.27/A100-h; no source for it was "
+                 "found."),
+    },
+    "quality": {
+        "samples": 1036800000,
+        "steps": 270000,
+        "global_batch": 3840,
+        "gpus": "64x NVIDIA A100-SXM4-40GB",
+        "reported_gpu_hours": 10752,
+        "source": ("FlagAI-Open/FlagAI examples/AltDiffusion-m18/README.md, section '训练细节' (Training "
+                   "details); corroborated by superhero-7/AltDiffuson src/configs/train_hpc.yaml "
+                   "(batch_size 10 x world_size 64 x accumulate_grad_batches 6 = 3840, 512px, "
+                   "LAION-aesthetics en+multi)"),
+        "note": ("Published: resumed from the 330k checkpoint, batch 3840, 512x512, LAION Aesthetics V1-en "
+                 "(52M) + V1-multi (46M), 270k steps, about 7 days on 64 A100 (all UNet parameters "
+                 "trained). 7 x 24 x 64 = 10,752 A100-h. It was followed by a further 150k steps with 10% "
+                 "text dropout for CFG, about 4 days (6,144 A100-h); the README does not restate that "
+                 "phase's batch (576M samples if it is 3840). Counting the CFG phase gives 420k steps and "
+                 "16,896 A100-h."),
+    },
+}
+
+
 @METHODS.register("altdiffusion")
 class AltDiffusion(AltCLIP):
+    title = "AltDiffusion (Ye et al., 2023, arXiv 2308.09991)"
+    summary = "AltDiffusion: the AltCLIP encoder, then UNet concept alignment and quality tuning"
+    prose = ("AltCLIP's two stages give an aligned multilingual text encoder; then stage `concept` trains "
+             "only the UNet's cross-attention key and value projections (`attn2.to_k`, `attn2.to_v`) on "
+             "multilingual prompts with the denoising loss, and stage `quality` trains the whole UNet (a "
+             "copy; the backbone is never changed). `upstream_all_attn2=True` reproduces the upstream "
+             "code's condition, which is always true and trains all of attn2.")
+    diagram = "prompt (X) -> AltCLIP text encoder -> UNet copy (attn2 k/v, then all) -> denoising loss"
+    order = 7
+    published_budgets = {**AltCLIP.published_budgets, **ALTDIFFUSION_PUBLISHED_BUDGETS}
     config_class = AltDiffusionConfig
     uses_unet_gradients = True
 

@@ -31,8 +31,41 @@ class FullFinetuneConfig:
         "Joint training of encoder and UNet (toy budget: 300 steps of 32).")
 
 
+# The published training budget of each stage, with its source (the cost extrapolation reads it; most
+# papers publish no step count, and then nothing is extrapolated).
+PUBLISHED_BUDGETS = {
+    "joint": {
+        "samples": 20000000,
+        "steps": None,
+        "global_batch": None,
+        "gpus": "32x A100 (memory not stated)",
+        "reported_gpu_hours": 3200,
+        "source": ("IDEA-CCNL/Fengshenbang-LM fengshen/examples/stable_diffusion_chinese/README.md (= HF "
+                   "card IDEA-CCNL/Taiyi-Stable-Diffusion-1B-Chinese-v0.1), 'Model Information'; for the "
+                   "UNet-unfrozen run: fengshen/examples/stable_diffusion_chinese_EN/README.md "
+                   "(Taiyi-Stable-Diffusion-1B-Chinese-EN-v0.1)"),
+        "note": ("Confirmed: '32 x A100, about 100 hours' = 3,200 A100-h, 1 epoch over about 20M ('0.2亿') "
+                 "Wukong+Zero pairs filtered at CLIP score > 0.2. CAVEAT: this run is NOT a full "
+                 "fine-tune. Only the text encoder (Taiyi-CLIP-RoBERTa-102M init) was trained, with SD "
+                 "v1-4 frozen. The only Taiyi run that unfreezes the UNet is Chinese-EN-v0.1: stage 1 "
+                 "(text encoder only) 80 h and stage 2 (text encoder + UNet) 100 h, both on 8x A100, i.e. "
+                 "640 + 800 = 1,440 A100-h, with no sample/step/batch counts. Steps and batch are not "
+                 "published for either run; finetune.sh (micro-batch 1) is a user example. The write-up's "
+                 "'~150,000 A100-h / $320,000' full fine-tune figure has no support in these sources."),
+    },
+}
+
+
 @METHODS.register("full_finetune")
 class FullFinetune(SingleStageMethod):
+    title = "Full fine-tuning: the cost reference"
+    summary = "full fine-tuning of the text encoder and the UNet"
+    prose = ("The multilingual encoder (plus a projection) and the whole UNet train on multilingual "
+             "image-text with the denoising loss. Copies of both train; the backbone is never changed. "
+             "This is the 100% row of every cost table.")
+    diagram = "caption (X) -> encoder copy (trained) -> UNet copy (trained) -> denoising loss"
+    order = 11
+    published_budgets = PUBLISHED_BUDGETS
     config_class = FullFinetuneConfig
     stage_name = "joint"
     uses_unet_gradients = True

@@ -56,8 +56,41 @@ class LanguageAdapter(nn.Module):
         return self.transformer(source, queries, src_key_padding_mask=padding, memory_key_padding_mask=padding)
 
 
+# The published training budget of each stage, with its source (the cost extrapolation reads it; most
+# papers publish no step count, and then nothing is extrapolated).
+PUBLISHED_BUDGETS = {
+    "adapter": {
+        "samples": None,
+        "steps": None,
+        "global_batch": None,
+        "gpus": None,
+        "reported_gpu_hours": None,
+        "source": ("mulanai/MuLan README.md (no training section); HF card mulanai/mulan-lang-adapter; "
+                   "GitHub issue mulanai/MuLan#8 (2025-02-27: training pipeline not released); arXiv "
+                   "2412.01271 abstract"),
+        "note": ("Not published in any source reachable here. Known: adapter under 20M params, trained on "
+                 "English-only data against a frozen text encoder (InternVL/CLIP) and a frozen denoiser, "
+                 "with adapters for SD1.5/2.1, SDXL and PixArt. The repo has inference code only. The "
+                 "paper (ICML 2025) describes its cost only qualitatively in the abstract ('negligible "
+                 "cost'); its training-details section could not be read here. The write-up's '<768 GPU-h' "
+                 "is unconfirmed."),
+    },
+}
+
+
 @METHODS.register("mulan")
 class MuLan(SingleStageMethod):
+    title = "MuLan language adapter (Xing et al., 2024)"
+    summary = "MuLan: a language adapter after a frozen multilingual encoder"
+    prose = ("A small adapter between a frozen multilingual encoder and the frozen UNet: an input "
+             "projection, 120 learned queries, one encoder and one decoder transformer layer. Trained on "
+             "English image-text only with the ordinary denoising loss through the frozen UNet; other "
+             "languages come for free from the encoder's cross-lingual alignment, which the study measures "
+             "rather than assumes.")
+    diagram = ("caption (en) -> multilingual encoder (frozen) -> adapter (trained) -> UNet (frozen) -> "
+               "denoising loss")
+    order = 9
+    published_budgets = PUBLISHED_BUDGETS
     config_class = MuLanConfig
     stage_name = "adapter"
     uses_unet_gradients = True

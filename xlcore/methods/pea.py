@@ -61,8 +61,41 @@ class PEAAdapter(nn.Module):
         return self.mlp(self.norm(states))
 
 
+# The published training budget of each stage, with its source (the cost extrapolation reads it; most
+# papers publish no step count, and then nothing is extrapolated).
+PUBLISHED_BUDGETS = {
+    "adapter": {
+        "samples": None,
+        "steps": None,
+        "global_batch": 240,
+        "gpus": "SDXL: 24 GPUs (NNODES=3 x 8 per node); SD1.5: 8 GPUs (1 node x 8); GPU type not stated",
+        "reported_gpu_hours": None,
+        "source": ("OPPO-Mente-Lab/PEA-Diffusion train_sdxl_zh.sh (NNODES=3, MICRO_BATCH_SIZE=10, lr 1e-5, "
+                   "warmup 100, --max_epoch 10, fp16, DeepSpeed ZeRO-1) and train_sd_zh.sh (NNODES=1, "
+                   "MICRO_BATCH_SIZE=40); README 'bash train_sdxl_zh.sh 0 8'"),
+        "note": ("Global batch comes from the official scripts, not the paper: SDXL 3 x 8 x 10 = 240; "
+                 "SD1.5 1 x 8 x 40 = 320 (assuming 8 GPUs per node as in the README call). Steps are not "
+                 "set by the code: the webdataset is resampled (--resample_train) and has no epoch length, "
+                 "so max_epoch 10 does not fix a step count, and no max_steps is given. The shard lists "
+                 "mix LAION/COYO/Wukong/LAION-zh and translated parallel data. Data amount, steps and "
+                 "hours would come from the ECCV'24 paper (arXiv 2311.17086), which could not be read "
+                 "here. The write-up's '~100-200 GPU-h' is unconfirmed."),
+    },
+}
+
+
 @METHODS.register("pea")
 class PEA(SingleStageMethod):
+    title = "PEA-Diffusion (Ma et al., ECCV 2024)"
+    summary = "PEA-Diffusion: one small adapter per language, distilled from the English UNet"
+    prose = ("A LayerNorm plus bias-free three-layer MLP maps the multilingual encoder's states to what "
+             "the UNet reads; UNet frozen. Loss (PEA code): denoising on target-language samples + MSE to "
+             "the teacher's noise prediction under the English caption + 0.1 x MSE between student and "
+             "teacher UNet block features (all down, mid and up blocks). One run per target language.")
+    diagram = ("caption (X) -> encoder (frozen) -> PEA adapter -> UNet (frozen) --KD-- UNet(English "
+               "caption) teacher")
+    order = 10
+    published_budgets = PUBLISHED_BUDGETS
     config_class = PEAConfig
     stage_name = "adapter"
     per_language = True

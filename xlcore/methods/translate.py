@@ -55,6 +55,15 @@ class TranslateConfig:
 
 @METHODS.register("translate")
 class Translate(SingleStageMethod):
+    title = "Translate, then generate"
+    summary = "translate-then-generate with a trained translator"
+    prose = ("A machine-translation model turns the prompt into English for the untouched English "
+             "pipeline: NLLB-200-distilled-600M on `sd15` (AltDiffusion's baseline), a small Marian model "
+             "trained on the world's parallel text on `toy`. Only the toy translator trains (cross-entropy "
+             "on parallel text); the diffusion side is never touched.")
+    diagram = ("prompt (X) -> translator -> English text -> English CLIP text (frozen) -> UNet (frozen) -> "
+               "image")
+    order = 3
     config_class = TranslateConfig
     stage_name = "translation"
     label = "toy Marian translator trained on world parallel text"
@@ -134,6 +143,14 @@ class Translate(SingleStageMethod):
 
 @METHODS.register("translate_oracle")
 class TranslateOracle(UntrainableMethod):
+    title = "The ceiling: exact translation"
+    summary = "upper bound: the world's exact translation, then the English pipeline"
+    prose = ("The world's own grammars translate the prompt into English exactly, and the untouched "
+             "English pipeline draws it. Not a method (no real system translates perfectly): it is the "
+             "upper bound the English backbone allows, labelled as such in the results.")
+    diagram = ("prompt (X) -> exact translation (lexicon) -> English CLIP text (frozen) -> UNet (frozen) "
+               "-> image")
+    order = 2
     label = "oracle upper bound: exact translation by the world's grammars"
 
     def build(self) -> None:

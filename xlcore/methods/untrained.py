@@ -17,6 +17,14 @@ from ._base import Conditioning, UntrainableMethod, masked_mean
 
 @METHODS.register("untrained")
 class Untrained(UntrainableMethod):
+    title = "The floor: no alignment at all"
+    summary = "baseline: the multilingual encoder fed to the English UNet, no alignment"
+    prose = ("The multilingual encoder's last hidden states go straight into the English UNet's "
+             "cross-attention as if they were the English text tower's (the widths match: 128 on toy, 768 "
+             "for XLM-R base with SD 1.5), and their masked mean is the retrieval embedding. Nothing "
+             "trains. Every method must beat this row; if one does not, it learned nothing that transfers.")
+    diagram = "prompt (any language) -> multilingual encoder (frozen) -> UNet (frozen) -> image"
+    order = 1
     label = "baseline: no alignment"
 
     def build(self) -> None:
