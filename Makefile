@@ -38,6 +38,7 @@ study: $(STAMP)
 	$(PY) -m xlcore study --preset toy
 
 test: $(STAMP) browser
+	$(PY) -m ruff check xlcore tests benchmarks demo notebooks
 	$(PY) -m pytest
 
 # The demo's browser test drives Debian's chromium (Playwright's own browser download is not used). As

@@ -169,7 +169,7 @@ def _scatter(frame: pd.DataFrame, x_column: str, x_label: str, title: str, paret
         ax.annotate(label, (row[x_column], row["mean"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
     if pareto:
         front, best = [], -np.inf
-        for name, row in data[~lower_bound].sort_values(x_column).iterrows():  # lower bounds cannot be on a front
+        for _, row in data[~lower_bound].sort_values(x_column).iterrows():  # lower bounds cannot be on a front
             if row["mean"] > best:
                 front.append((row[x_column], row["mean"]))
                 best = row["mean"]

@@ -147,7 +147,7 @@ class FrozenFeatures:
         out: dict[str, Any] = {RAW: True}
         if "pixel_values" in samples[0]:
             out["pixel_values"] = torch.stack([s["pixel_values"] for s in samples])
-        for kind, field in self.parsed.values():
+        for _kind, field in self.parsed.values():
             if field is not None and field not in out:
                 values = [s[field] for s in samples]
                 out[field] = torch.stack(values) if isinstance(values[0], torch.Tensor) else values

@@ -61,7 +61,7 @@ def test_training_killed_with_sigkill_resumes_to_the_same_weights(tmp_path, ledg
 
 def test_a_kill_while_the_results_table_is_written_loses_no_finished_row(tmp_path, ledger):
     total_lost = 0
-    for attempt in range(3):
+    for _attempt in range(3):
         job = start("results", tmp_path)
         said = kill_after(job, "appended", random.randint(2, 6))
         announced = max(int(s.split()[1]) for s in said if s.startswith("appended"))
@@ -78,7 +78,7 @@ def test_a_kill_while_the_results_table_is_written_loses_no_finished_row(tmp_pat
 
 def test_a_kill_while_a_checkpoint_is_written_leaves_one_to_resume_from(tmp_path, ledger, jobs):
     lost = 0
-    for attempt in range(3):
+    for _attempt in range(3):
         said = kill_after(start("checkpoints", tmp_path), "checkpoint", random.randint(3, 8))
         last = max(int(s.split()[1]) for s in said if s.startswith("checkpoint"))
         trainer = jobs.checkpoint_trainer(tmp_path)

@@ -73,7 +73,7 @@ class PriceTable:
         data = _read_json(path)
         try:
             table = cls(dict(data["gpus"]), str(data["default_gpu"]), float(data["mfu"]), str(path))
-            for name, entry in table.gpus.items():
+            for _name, entry in table.gpus.items():
                 float(entry["dollars_per_hour"]), float(entry["peak_tflops"])
         except (KeyError, TypeError, ValueError) as err:
             raise DataFormatError(path, f"needs gpus.<name>.dollars_per_hour and .peak_tflops, default_gpu and mfu ({err})") from None
