@@ -30,6 +30,7 @@ simply rebuilt.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -141,17 +142,14 @@ class FrozenFeatures:
         key.update(FEATURE_KINDS[kind].key_extra(self.backbone))
         return key
 
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The sample fields the features read (besides the image)."""
+        return tuple(dict.fromkeys(field for _, field in self.parsed.values() if field is not None))
+
     def raw(self, indices: Sequence[int]) -> dict[str, Any]:
         """What the encoders need for these items: images and text fields (cheap, on the CPU)."""
-        samples = [self.dataset[int(i)] for i in indices]
-        out: dict[str, Any] = {RAW: True}
-        if "pixel_values" in samples[0]:
-            out["pixel_values"] = torch.stack([s["pixel_values"] for s in samples])
-        for _kind, field in self.parsed.values():
-            if field is not None and field not in out:
-                values = [s[field] for s in samples]
-                out[field] = torch.stack(values) if isinstance(values[0], torch.Tensor) else values
-        return out
+        return collate_raw([self.dataset[int(i)] for i in indices], self.fields)
 
     @torch.no_grad()
     def compute(self, raw: Mapping[str, Any], names: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
@@ -247,6 +245,17 @@ def _flag(features, raw, field):
 
 
 
+def collate_raw(samples: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> dict[str, Any]:
+    """A raw batch from samples: stacked images and the named fields (a DataLoader's collate_fn)."""
+    out: dict[str, Any] = {RAW: True}
+    if "pixel_values" in samples[0]:
+        out["pixel_values"] = torch.stack([s["pixel_values"] for s in samples])
+    for field in fields:
+        values = [s[field] for s in samples]
+        out[field] = torch.stack(values) if isinstance(values[0], torch.Tensor) else values
+    return out
+
+
 def _to_storage(kind: str, tensor: torch.Tensor) -> np.ndarray:
     if FEATURE_KINDS[kind].uint8:  # exact: pixel values are k/255
         return (tensor * 255.0).round().to(torch.uint8).cpu().numpy()
@@ -254,10 +263,13 @@ def _to_storage(kind: str, tensor: torch.Tensor) -> np.ndarray:
 
 
 class FeatureCache:
-    """Memory-mapped feature arrays on disk under `root`, one folder per key."""
+    """Memory-mapped feature arrays on disk under `root`, one folder per key. A build reads the dataset in
+    order through a DataLoader with `num_workers` processes (decoding real images is the slow part: each
+    image is decoded once, here, and every later epoch and stage reads the arrays)."""
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, num_workers: int = 0):
         self.root = Path(root)
+        self.num_workers = num_workers
 
     @staticmethod
     def digest(key: Mapping[str, Any]) -> str:
@@ -288,15 +300,20 @@ class FeatureCache:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         arrays: dict[str, np.ndarray] = {}
-        for start in tqdm(range(0, size, features.batch_size), desc=f"feature cache: {key['spec']}", unit="batch"):
-            indices = list(range(start, min(size, start + features.batch_size)))
-            for full_name, tensor in features.compute(features.raw(indices), names=[name]).items():
+        loader = torch.utils.data.DataLoader(features.dataset, batch_size=features.batch_size, shuffle=False,
+                                             num_workers=self.num_workers,
+                                             collate_fn=functools.partial(collate_raw, fields=features.fields))
+        start = 0
+        for raw in tqdm(loader, desc=f"feature cache: {key['spec']}", unit="batch"):
+            count = len(raw["pixel_values"]) if "pixel_values" in raw else len(raw[features.fields[0]])
+            for full_name, tensor in features.compute(raw, names=[name]).items():
                 part = full_name[len(name) + 1:]  # "" for single-array features
                 stored = _to_storage(kind, tensor)
                 if part not in arrays:
                     arrays[part] = np.lib.format.open_memmap(tmp / f"{part or 'value'}.npy", mode="w+",
                                                              dtype=stored.dtype, shape=(size, *stored.shape[1:]))
-                arrays[part][start:start + len(indices)] = stored
+                arrays[part][start:start + count] = stored
+            start += count
         for array in arrays.values():
             array.flush()
         (tmp / "meta.json").write_text(json.dumps({"key": key, "parts": sorted(arrays)}, indent=2, default=str))

@@ -23,13 +23,14 @@ import fcntl
 import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 from .config import StudyConfig, config_hash, to_dict
 from .errors import ConfigError
 from .results import ResultRow, ResultsStore, atomic_write_bytes
+from .data.datafile import data_identity
 from .settings import method_config, read_study_config, resolve_study, write_study_config
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,9 @@ class TrainingRunConfig:
     world: Any
     budget: float
     feature_cache: bool
+    # The data file a real-data run trains on (its path and content hash); None for the built-in world,
+    # and then left out of the run's identity, so runs recorded before real data existed keep their ids.
+    data: Any = field(default=None, metadata={"added": True})
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,8 @@ def cell_identity(cell: Cell, study: StudyConfig, backbone_fingerprint: str, *, 
         if cls.per_language and cell.language == "en":
             raise ConfigError(f"{cell.method} adapts the English model to one other language; 'en' is not a cell")
         training = TrainingRunConfig(cell.preset, cell.method, cell.language if cls.per_language else "all", cell.seed,
-                                     method_config(study, cell.method), study.world, budget, study.feature_cache)
+                                     method_config(study, cell.method), study.world, budget, study.feature_cache,
+                                     data_identity(study))
         training_id = (f"train-{cell.method}-{training.scope}-s{cell.seed}-{backbone_fingerprint[:8]}-"
                        f"{config_hash(training)}")
     evaluation = EvaluationCellConfig(training_id, cell.language, generation, study.retrieval_captions_per_image)
@@ -137,19 +142,21 @@ class CellRun:
 
     The cell's settings are one resolved tree (`xlcore.settings`): `study`, or the `config_file` the sweep
     wrote, or the preset's; `overrides` and `smoke` apply on top. The tree the cell runs with is written
-    to its folder as `config.json`."""
+    to its folder as `config.json`. `data_file` trains on a data file's corpora instead of the world."""
 
     def __init__(self, cell: Cell, *, smoke: bool = False, output_dir: str | Path = "papermill_runs",
                  budget: float = 1.0, n_prompts: int | None = None, study: StudyConfig | None = None,
-                 config_file: str | Path = "", overrides: dict[str, Any] | None = None):
+                 config_file: str | Path = "", data_file: str | Path = "", overrides: dict[str, Any] | None = None):
         from .backbone import load_backbone
+        from .data.datafile import corpus_for
         from .registry import METHODS
         from .world import World
 
         check_parameters(preset=(cell.preset, str), method=(cell.method, str), language=(cell.language, str),
                          seed=(cell.seed, int), smoke=(smoke, bool), output_dir=(output_dir, (str, Path)),
                          budget=(budget, (int, float)), n_prompts=(n_prompts, (int, type(None))),
-                         config_file=(config_file, (str, Path)), overrides=(overrides, (dict, type(None))))
+                         config_file=(config_file, (str, Path)), data_file=(data_file, (str, Path)),
+                         overrides=(overrides, (dict, type(None))))
         if not 0 < budget <= 1:
             raise ConfigError(f"budget is the share of each stage's steps to train, in (0, 1]; got {budget}")
         self.cell, self.output_dir, self.budget = cell, Path(output_dir), budget
@@ -157,12 +164,16 @@ class CellRun:
             study = read_study_config(config_file)
         if study is not None and study.preset != cell.preset:
             raise ConfigError(f"the cell is on preset {cell.preset!r}, its settings on {study.preset!r}")
+        if data_file:  # train on a data file's corpora (the same as the override data=FILE)
+            overrides = {**(overrides or {}), "data": str(Path(data_file).expanduser().resolve())}
         self.study = resolve_study(cell.preset, smoke=smoke, overrides=overrides, base=study)
         self.smoke = self.study.smoke
-        self.world = World(self.study.world)
-        self.world.check_language(cell.language)
+        self.world = World(self.study.world)  # the evaluation prompts and probes
         self.backbone = load_backbone(cell.preset, **({"directory": self.study.toy_backbone_dir}
                                                       if cell.preset == "toy" and self.study.toy_backbone_dir else {}))
+        # What the method trains on: the data file's corpus, or the world (the data contract, xlcore.data.corpus)
+        self.corpus = corpus_for(self.study, image_size=self.backbone.image_size, output_dir=self.output_dir)
+        self.corpus.check_language(cell.language)
         self.results = ResultsStore(self.output_dir / cell.preset / "results.csv")
         self.dir = cell_dir(self.output_dir, cell)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -177,7 +188,7 @@ class CellRun:
             cls = METHODS.get(cell.method)
             self.method = build_method(cell.method, self.backbone, self.training.method_config,
                                        language=cell.language if cls.per_language else None,
-                                       languages=self.world.languages, seed=cell.seed)
+                                       languages=self.corpus.languages, seed=cell.seed)
             self.per_language = cls.per_language
             self.train_dir = train_dir(self.output_dir, cell, cls.per_language)
         self.rows: list[ResultRow] = []
@@ -203,6 +214,7 @@ class CellRun:
         if self.method is None or not self.method.stages:
             return
         from .cache import FeatureCache
+        from .data.corpus import bad_sample_metrics
         from .evaluate import RunInfo, cost_measurements, write_measurements
         from .evaluate.common import Measurement
         from .experiment import train_method
@@ -216,7 +228,7 @@ class CellRun:
                 return
             cache = FeatureCache(self.output_dir / self.cell.preset / "feature_cache") if self.study.feature_cache else None
             configs = {stage: self.budgeted(self.method.train_config(stage)) for stage in self.method.stages}
-            costs = train_method(self.method, self.world, self.train_dir, cache=cache, train_configs=configs)
+            costs = train_method(self.method, self.corpus, self.train_dir, cache=cache, train_configs=configs)
             if self.training_id in self.results.run_ids():
                 return
             self.results.save_config(self.training)
@@ -226,7 +238,10 @@ class CellRun:
                 "the sessions that trained it (checkpoint writes included)",
                 {"trainable_parameters": c.trainable_parameters, "train_steps": c.steps}
                 | ({} if math.isnan(c.seconds) else {"train_seconds": c.seconds}), stage=c.stage) for c in costs]
-            measurements += cost_measurements(self.method, self.world, steps=self.study.cost_timed_steps)
+            measurements += cost_measurements(self.method, self.corpus, steps=self.study.cost_timed_steps)
+            measurements += [Measurement(key, "data/bad-samples", "samples left out of the source when it was indexed "
+                                         "(xlcore.data.sources; each one is in the index folder's bad_samples.jsonl)",
+                                         metrics) for key, metrics in bad_sample_metrics(self.corpus).items()]
             write_measurements(measurements, RunInfo(self.training_id, self.cell.method, "final", self.training,
                                                      self.cell.seed, self.method.label), self.results)
 

@@ -20,6 +20,8 @@ def _settings(args: argparse.Namespace) -> StudyConfig:
 
     base = read_study_config(args.config) if getattr(args, "config", "") else None
     overrides = dict(parse_override(text) for text in getattr(args, "set", []))
+    if getattr(args, "data", ""):
+        overrides["data"] = str(Path(args.data).expanduser().resolve())
     preset = base.preset if base is not None else args.preset
     return resolve_study(preset, smoke=getattr(args, "smoke", False), overrides=overrides, base=base)
 
@@ -133,7 +135,8 @@ def _sweep(args: argparse.Namespace) -> int:
                          seeds=seeds, budget=args.budget, n_prompts=args.prompts, smoke=args.smoke,
                          output_dir=args.output_dir, kernel=args.kernel, gpus=gpus,
                          english_reference=not args.no_english_reference, retrain=args.retrain,
-                         overrides=tuple(args.set), config_file=args.config)
+                         overrides=tuple(args.set) + ((f"data={Path(args.data).expanduser().resolve()}",) if args.data else ()),
+                         config_file=args.config)
     cells = grid(config)
     if args.emit_slurm:
         print(f"wrote {slurm_script(config, args.emit_slurm)} ({len(cells)} tasks); submit it with sbatch")
@@ -153,11 +156,22 @@ def _sweep(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from .distributed import end_processes, train_run
 
+    overrides = dict(parse_override(text) for text in args.set)
+    if args.data:
+        overrides["data"] = str(Path(args.data).expanduser().resolve())
     folder = train_run(args.method, _settings(args).preset if args.config else args.preset, args.language, args.seed,
-                       args.output_dir, args.budget, args.smoke, dict(parse_override(text) for text in args.set),
-                       config_file=args.config)
+                       args.output_dir, args.budget, args.smoke, overrides, config_file=args.config)
     end_processes()
     print(f"trained run: {folder}")
+    return 0
+
+
+def _export_world(args: argparse.Namespace) -> int:
+    from .data.export import export_world
+    from .world import World
+
+    path = export_world(World(_settings(args).world), args.out, limit=args.limit or None, shard_size=args.shard_size)
+    print(f"wrote the world's regimes and their data file {path}; train on them with --data {path}")
     return 0
 
 
@@ -190,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
                                      "(repeatable; `python -m xlcore config` lists every field)")
     settings_flags.add_argument("--config", default="", metavar="FILE",
                                 help="start from a resolved settings file (a cell's config.json) instead of the preset")
+    settings_flags.add_argument("--data", default="", metavar="FILE",
+                                help="train on the corpora a data file names (YAML/JSON, see examples/data/sd15.yaml) "
+                                     "instead of the built-in world")
     output_flag = argparse.ArgumentParser(add_help=False)
     output_flag.add_argument("--output-dir", default="papermill_runs", help="where runs and the results table go")
 
@@ -245,6 +262,14 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--budget", type=float, default=1.0, help="share of each stage's training steps, in (0, 1]")
     train.set_defaults(func=_train)
+
+    export = commands.add_parser("export-world", parents=[preset_flag, settings_flags],
+                                 help="write the built-in world's regimes as webdataset shards, parallel-text files "
+                                      "and a data file (what real corpora look like)")
+    export.add_argument("out", help="folder to write into")
+    export.add_argument("--limit", type=int, default=0, help="at most this many samples per regime (0: the world's sizes)")
+    export.add_argument("--shard-size", type=int, default=1000, help="samples per tar shard")
+    export.set_defaults(func=_export_world)
 
     readme = commands.add_parser("readme-block", help="replace a generated block of the README with a file's text")
     readme.add_argument("block", help="the block's name (the markers <!-- NAME:begin --> / <!-- NAME:end -->)")

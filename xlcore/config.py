@@ -26,14 +26,19 @@ T = TypeVar("T")
 LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "cs", "zh", "ja")
 
 
-def option(default: Any, help: str, *, smoke: Any = _NO_SMOKE) -> Any:
+def option(default: Any, help: str, *, smoke: Any = _NO_SMOKE, added: bool = False) -> Any:
     """A dataclass field with a help text and, optionally, its value under `smoke`.
 
     Mutable defaults (lists, dicts) are passed as a zero-argument callable, nested configs as their class.
+    `added=True` marks a field added after runs were recorded whose default keeps what those runs did: it is
+    left out of `to_dict` (and so of `config_hash`) while at its default, so their run ids stay valid. Such
+    a default must never change (runs at the old default would then share ids with runs at the new one).
     """
     metadata = {"help": help}
     if smoke is not _NO_SMOKE:
         metadata["smoke"] = smoke
+    if added:
+        metadata["added"] = True
     if callable(default) and (not isinstance(default, type) or dataclasses.is_dataclass(default)):
         return field(default_factory=default, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -53,9 +58,30 @@ def help_texts(config_cls: type, prefix: str = "") -> dict[str, str]:
     return texts
 
 
+def _plain(value: Any) -> Any:
+    """dataclasses.asdict, leaving out `added` fields at their defaults (see `option`)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {}
+        for f in dataclasses.fields(value):
+            item = getattr(value, f.name)
+            if f.metadata.get("added") and item == _default_of(f):
+                continue
+            out[f.name] = _plain(item)
+        return out
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
 def to_dict(config: Any) -> dict[str, Any]:
     """The config as plain JSON-able data (nested dicts, lists, scalars)."""
-    return json.loads(json.dumps(dataclasses.asdict(config), sort_keys=True, default=str))
+    return json.loads(json.dumps(_plain(config), sort_keys=True, default=str))
 
 
 def config_hash(config: Any) -> str:
@@ -247,6 +273,8 @@ class StudyConfig:
     output_dir: str = option("papermill_runs", "Folder for runs and the results table (relative to the working directory).")
     figures_dir: str = option("figures", "Folder for figures (relative to the working directory).")
     world: WorldConfig = option(WorldConfig, "The built-in world's settings (used by the toy preset).")
+    data: str = option("", "A data file (YAML or JSON, see xlcore/data/datafile.py) naming real corpora per regime and "
+                           "language; every method trains on it instead of the built-in world. Empty: the world.")
     toy_backbone_dir: str = option("", "Folder of the toy backbone's weights; empty means the copy shipped in the package.")
     sampling_steps: int = option(25, "DDIM steps for every generation in the study.", smoke=4)
     guidance_scales: tuple[float, ...] = option(

@@ -15,7 +15,6 @@ from pathlib import Path
 from .cache import FeatureCache
 from .methods._base import Method
 from .train import Trainer, TrainConfig, mixed_precision_beside, process_state
-from .world import World
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +28,10 @@ class StageCost:
     feature_cache: bool
 
 
-def train_method(method: Method, world: World, run_dir: str | Path, *, cache: FeatureCache | None = None,
+def train_method(method: Method, corpus, run_dir: str | Path, *, cache: FeatureCache | None = None,
                  train_configs: dict[str, TrainConfig] | None = None) -> list[StageCost]:
-    """Train every stage of `method` in order (resuming finished or interrupted stages), then save it."""
+    """Train every stage of `method` on `corpus` (the world or a real corpus) in order (resuming finished or
+    interrupted stages), then save it."""
     run_dir = Path(run_dir)
     costs = []
     for stage in method.stages:
@@ -40,7 +40,7 @@ def train_method(method: Method, world: World, run_dir: str | Path, *, cache: Fe
         if precision != config.mixed_precision:
             log.info("%s/%s: %s autocast beside the %s backbone", method.name, stage, precision, method.backbone.dtype)
             config = dataclasses.replace(config, mixed_precision=precision)
-        task = method.task(stage, world, cache)
+        task = method.task(stage, corpus, cache)
         trainer = Trainer(task, config, run_dir / stage)
         trainer.fit()
         costs.append(StageCost(stage, trainer.step, trainer.train_seconds,

@@ -32,6 +32,7 @@ n_prompts: int = 40  # generation prompts evaluated in this language
 smoke: bool = False  # shrink every size for a quick check (the tests run this)
 output_dir: str = "papermill_runs"  # runs, checkpoints and the results table live under <output_dir>/<preset>/
 config_file: str = ""  # the resolved study config the sweep wrote for this cell (config.json); empty: the preset's
+data_file: str = ""  # a data file naming real corpora (YAML/JSON, examples/data/sd15.yaml); empty: the built-in world
 overrides: dict = {}  # settings changed on top, by dotted name: {"evaluation.n_prompts": 10}, {"methods.pea.train.lr": 1e-5}'''
 
 
@@ -64,7 +65,7 @@ def method_notebook(name: str) -> nbformat.NotebookNode:
             "from xlcore.cell import Cell, CellRun, generation_figure\n"
             "from xlcore.plotting import show\n\n"
             f"run = CellRun(Cell(preset, {name!r}, language, seed), smoke=smoke, output_dir=output_dir, budget=budget,\n"
-            "              n_prompts=n_prompts, config_file=config_file, overrides=overrides)\n"
+            "              n_prompts=n_prompts, config_file=config_file, data_file=data_file, overrides=overrides)\n"
             "display(Markdown(run.parameter_table()))"),
         nbformat.v4.new_markdown_cell("## Train\n\nEvery stage runs on the one `Trainer`: checkpoints every few minutes, "
                                       "resumes after an interruption, reuses a finished run."),
@@ -98,7 +99,7 @@ def evaluation_notebook() -> nbformat.NotebookNode:
             "from xlcore.cell import Cell, CellRun, generation_figure\n"
             "from xlcore.plotting import show\n\n"
             "run = CellRun(Cell(preset, method, language, seed), smoke=smoke, output_dir=output_dir, n_prompts=n_prompts,\n"
-            "              config_file=config_file, overrides=overrides)\n"
+            "              config_file=config_file, data_file=data_file, overrides=overrides)\n"
             "run.load_trained()\n"
             "measurements, generation = run.evaluate()\n"
             "show(generation_figure(generation))"),

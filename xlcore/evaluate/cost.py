@@ -230,7 +230,7 @@ class _PhaseMeter:
             self.flops[name] = self.flops.get(name, 0) + counter.get_total_flops()
 
 
-def measure_stage_cost(method: Method, stage: str, world, *, steps: int = 3, batch_size: int | None = None,
+def measure_stage_cost(method: Method, stage: str, corpus, *, steps: int = 3, batch_size: int | None = None,
                        seed: int = 0, options: StepOptions | None = None, warmup: int = 1) -> StageCostMeasurement:
     """Run a warm-up step of `stage`, count the FLOPs of the next, then time `steps` more optimizer steps.
 
@@ -252,7 +252,7 @@ def measure_stage_cost(method: Method, stage: str, world, *, steps: int = 3, bat
     config = method.train_config(stage)
     precision = {None: mixed_precision_beside(config, method.backbone.dtype), True: "bf16", False: "no"}[options.autocast_bf16]
     config = dataclasses.replace(config, batch_size=batch_size or config.batch_size, seed=seed, mixed_precision=precision)
-    task = method.task(stage, world)  # uncached: the frozen features are part of the measured step
+    task = method.task(stage, corpus)  # uncached: the frozen features are part of the measured step
     device = method.backbone.device
     times, feature_times = [], []
     with tempfile.TemporaryDirectory(prefix="xlcore-cost-") as run_dir:
@@ -326,7 +326,7 @@ def extrapolate(budget: dict[str, Any] | None, *, flops_per_sample: float | None
     return metrics, "; ".join(how)
 
 
-def cost_measurements(method: Method, world, *, steps: int = 3, batch_size: int | None = None,
+def cost_measurements(method: Method, corpus, *, steps: int = 3, batch_size: int | None = None,
                       prices: PriceTable | None = None, budgets: dict[str, dict] | None = None,
                       scale_flops: dict[str, float] | None = None, gpu: str | None = None,
                       seed: int = 0) -> list[Measurement]:
@@ -342,7 +342,7 @@ def cost_measurements(method: Method, world, *, steps: int = 3, batch_size: int 
     language = method.language or "all"
     out = []
     for stage in method.stages:
-        measured = measure_stage_cost(method, stage, world, steps=steps, batch_size=batch_size, seed=seed)
+        measured = measure_stage_cost(method, stage, corpus, steps=steps, batch_size=batch_size, seed=seed)
         timing = (f"median of {steps} timed Trainer steps (the training step: precision, clipping, accumulation as "
                   "trained) after a warm-up and a FLOP-counted step" if steps else "not timed (FLOPs only)")
         out.append(Measurement(language, "cost/measured",

@@ -151,7 +151,9 @@ class Method:
         """Modules whose parameters train in `stage` (all of them)."""
         raise NotImplementedError
 
-    def stage_data(self, stage: str, world) -> StageData:
+    def stage_data(self, stage: str, corpus) -> StageData:
+        """What `stage` reads from `corpus` (the data contract, `xlcore.data.corpus.Corpus`: the built-in
+        world or a real corpus, the method cannot tell which) and the frozen features it needs."""
         raise NotImplementedError
 
     def train_config(self, stage: str) -> TrainConfig:
@@ -259,10 +261,10 @@ class Method:
         frozen.update({k: m for k, m in self.modules().items() if id(m) not in training})
         return frozen
 
-    def task(self, stage: str, world, cache: FeatureCache | None = None) -> "StageTask":
-        """The stage as a `TrainingTask` for `xlcore.train.Trainer`."""
+    def task(self, stage: str, corpus, cache: FeatureCache | None = None) -> "StageTask":
+        """The stage as a `TrainingTask` for `xlcore.train.Trainer`, reading `corpus`."""
         self.prepare_stage(stage)
-        data = self.stage_data(stage, world)
+        data = self.stage_data(stage, corpus)
         features = FrozenFeatures(self.backbone, data.dataset, data.features, multilingual=data.multilingual,
                                   cache=cache)
         return StageTask(self, stage, features)

@@ -160,19 +160,19 @@ class AltCLIP(Method):
     def train_config(self, stage: str) -> TrainConfig:
         return getattr(self.config, f"{stage}_train")
 
-    def _image_text(self, world) -> ConcatDataset:
+    def _image_text(self, corpus) -> ConcatDataset:
         n = self.config.image_text_items_per_language
-        return ConcatDataset([world.english_image_text(n)] + [world.language_image_text(lang, n)
-                                                             for lang in world.target_languages])
+        return ConcatDataset([corpus.english_image_text(n)] + [corpus.language_image_text(lang, n)
+                                                             for lang in corpus.target_languages])
 
-    def stage_data(self, stage: str, world) -> StageData:
+    def stage_data(self, stage: str, corpus) -> StageData:
         if stage == "teacher":
-            parallel = ConcatDataset([world.parallel_text(lang, self.config.parallel_items_per_language)
-                                      for lang in world.target_languages])
+            parallel = ConcatDataset([corpus.parallel_text(lang, self.config.parallel_items_per_language)
+                                      for lang in corpus.target_languages])
             return StageData(parallel, {"teacher": "clip_text:en", "en": "multilingual_tokens:en",
                                         "x": "multilingual_tokens:target"})
         features = {"image": "clip_image"} if stage == "contrastive" else {"x0": "diffusion_input"}
-        return StageData(self._image_text(world), {**features, "text": "multilingual_tokens:caption"})
+        return StageData(self._image_text(corpus), {**features, "text": "multilingual_tokens:caption"})
 
     def loss(self, batch, stage):
         if stage == "teacher":

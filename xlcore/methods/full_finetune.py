@@ -83,10 +83,10 @@ class FullFinetune(SingleStageMethod):
         return {"text_encoder": self.text_encoder, "unet": self.unet_copy}
 
 
-    def stage_data(self, stage: str, world) -> StageData:
+    def stage_data(self, stage: str, corpus) -> StageData:
         n = self.config.items_per_language
-        data = ConcatDataset([world.english_image_text(n)] + [world.language_image_text(lang, n)
-                                                             for lang in world.target_languages])
+        data = ConcatDataset([corpus.english_image_text(n)] + [corpus.language_image_text(lang, n)
+                                                             for lang in corpus.target_languages])
         return StageData(data, {"x0": "diffusion_input", "text": "multilingual_tokens:caption"})
 
     def loss(self, batch, stage):

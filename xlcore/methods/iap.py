@@ -100,8 +100,8 @@ class IAP(SingleStageMethod):
     def modules(self) -> dict[str, nn.Module]:
         return {"student": self.student}
 
-    def stage_data(self, stage: str, world) -> StageData:
-        return StageData(world.pivot_image_text(self.language, self.config.train_items),
+    def stage_data(self, stage: str, corpus) -> StageData:
+        return StageData(corpus.pivot_image_text(self.language, self.config.train_items),
                          {"x0": "diffusion_input", "text": "multilingual_tokens:caption", "en": "clip_text:caption_en",
                           "has_english": "flag:has_english"})
 

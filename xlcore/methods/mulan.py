@@ -105,8 +105,8 @@ class MuLan(SingleStageMethod):
     def modules(self) -> dict[str, nn.Module]:
         return {"adapter": self.adapter}
 
-    def stage_data(self, stage: str, world) -> StageData:
-        return StageData(world.english_image_text(self.config.train_items),
+    def stage_data(self, stage: str, corpus) -> StageData:
+        return StageData(corpus.english_image_text(self.config.train_items),
                          {"x0": "diffusion_input", "ml": "multilingual:caption"})
 
     def loss(self, batch, stage):

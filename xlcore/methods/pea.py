@@ -109,8 +109,8 @@ class PEA(SingleStageMethod):
     def modules(self) -> dict[str, nn.Module]:
         return {"adapter": self.adapter}
 
-    def stage_data(self, stage: str, world) -> StageData:
-        return StageData(world.pivot_image_text(self.language, self.config.train_items),
+    def stage_data(self, stage: str, corpus) -> StageData:
+        return StageData(corpus.pivot_image_text(self.language, self.config.train_items),
                          {"x0": "diffusion_input", "ml": "multilingual:caption", "en": "clip_text:caption_en",
                           "has_english": "flag:has_english"})
 

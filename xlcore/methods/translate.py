@@ -100,9 +100,9 @@ class Translate(SingleStageMethod):
     def stages(self) -> tuple[str, ...]:
         return super().stages if self.nllb_tokenizer is None else ()
 
-    def stage_data(self, stage: str, world) -> StageData:
-        data = ConcatDataset([world.parallel_text(lang, self.config.items_per_language)
-                              for lang in world.target_languages])
+    def stage_data(self, stage: str, corpus) -> StageData:
+        data = ConcatDataset([corpus.parallel_text(lang, self.config.items_per_language)
+                              for lang in corpus.target_languages])
         return StageData(data, {"source": "multilingual_tokens:target", "english": "english_tokens:en"})
 
     def loss(self, batch, stage):

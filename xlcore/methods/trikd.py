@@ -213,12 +213,12 @@ class TriKD(Method):
     def multilingual(self) -> nn.Module:
         return self.encoder if self.encoder is not None else self.backbone.multilingual
 
-    def stage_data(self, stage: str, world) -> StageData:
+    def stage_data(self, stage: str, corpus) -> StageData:
         if stage == "mte":
-            parallel = ConcatDataset([world.parallel_text(lang, self.config.mte_items_per_language)
-                                      for lang in world.target_languages])
+            parallel = ConcatDataset([corpus.parallel_text(lang, self.config.mte_items_per_language)
+                                      for lang in corpus.target_languages])
             return StageData(parallel, {"en": "multilingual_tokens:en", "x": "multilingual_tokens:target"})
-        data = world.english_image_text(self.config.train_items)
+        data = corpus.english_image_text(self.config.train_items)
         return StageData(data, {"image": "clip_image", "en": "clip_text:caption", "ml": "multilingual:caption"},
                          multilingual=self.multilingual)
 

@@ -63,7 +63,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from xlcore.errors import ConfigError, DataFormatError, MissingDataError, UnknownLanguageError
+from ..errors import ConfigError, DataFormatError, MissingDataError, UnknownLanguageError
 
 logger = logging.getLogger(__name__)
 
