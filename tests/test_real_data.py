@@ -362,3 +362,31 @@ def test_two_processes_see_every_sample_of_an_epoch_exactly_once(exported, tmp_p
     captions = sorted(everything[i]["caption"] for i in range(len(everything)))
     assert len(per_rank[0]) == len(per_rank[1]) == len(captions) // 2
     assert sorted(per_rank[0] + per_rank[1]) == captions  # an epoch: LIMIT samples, 6 steps of 4
+
+
+def test_a_cell_trains_on_a_data_file_and_records_its_bad_samples(world, exported, tmp_path):
+    """Through the harness: `data_file` reaches the cell, the method trains from the files, the run id
+    names the data file, and the bad sample of the English shards is counted in the results table."""
+    import yaml
+
+    from xlcore.cell import Cell, CellRun
+
+    broken = tmp_path / "broken.tar"
+    write_tar(broken, [{"__key__": "nothing", "txt": b"A red circle"}])  # a caption without its image
+    data = yaml.safe_load(exported.read_text())
+    data["english_image_text"]["shards"] = [str(exported.parent / data["english_image_text"]["shards"]), str(broken)]
+    path = tmp_path / "data.yaml"
+    for regime in ("language_image_text", "pivot_image_text", "parallel_text", "monolingual_text"):
+        for spec in data[regime].values():
+            for key in ("shards", "english", "target", "file"):
+                if key in spec:
+                    spec[key] = str(exported.parent / spec[key])
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    run = CellRun(Cell("toy", "mulan", "de", 0), smoke=True, output_dir=tmp_path / "runs", data_file=str(path))
+    world_run = CellRun(Cell("toy", "mulan", "de", 0), smoke=True, output_dir=tmp_path / "runs")
+    assert run.training.data["data_file"] == str(path) and world_run.training.data is None
+    assert run.training_id != world_run.training_id
+    run.train()
+    frame = run.results.read()
+    bad = frame[(frame["benchmark"] == "data/english_image_text") & (frame["metric"] == "bad_samples")]
+    assert bad["value"].tolist() == [1.0] and bad["language"].tolist() == ["en"]

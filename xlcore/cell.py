@@ -239,9 +239,10 @@ class CellRun:
                 {"trainable_parameters": c.trainable_parameters, "train_steps": c.steps}
                 | ({} if math.isnan(c.seconds) else {"train_seconds": c.seconds}), stage=c.stage) for c in costs]
             measurements += cost_measurements(self.method, self.corpus, steps=self.study.cost_timed_steps)
-            measurements += [Measurement(key, "data/bad-samples", "samples left out of the source when it was indexed "
-                                         "(xlcore.data.sources; each one is in the index folder's bad_samples.jsonl)",
-                                         metrics) for key, metrics in bad_sample_metrics(self.corpus).items()]
+            measurements += [Measurement(key.split("/")[1], f"data/{key.split('/')[0]}",
+                                         "samples left out of the source when it was indexed (xlcore.data.sources; "
+                                         "each one is in the index folder's bad_samples.jsonl)", metrics)
+                             for key, metrics in bad_sample_metrics(self.corpus).items()]
             write_measurements(measurements, RunInfo(self.training_id, self.cell.method, "final", self.training,
                                                      self.cell.seed, self.method.label), self.results)
 
