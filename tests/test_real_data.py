@@ -390,3 +390,65 @@ def test_a_cell_trains_on_a_data_file_and_records_its_bad_samples(world, exporte
     frame = run.results.read()
     bad = frame[(frame["benchmark"] == "data/english_image_text") & (frame["metric"] == "bad_samples")]
     assert bad["value"].tolist() == [1.0] and bad["language"].tolist() == ["en"]
+
+
+def multi30k_like(world, root: Path, n: int = 6) -> Path:
+    """A Multi30K task-1 layout (image list, one caption file per language) whose captions are world
+    prompts (so the toy models can read them) and whose images are the prompts' renders."""
+    from xlcore.world import image_to_tensor
+
+    prompts = world.generation_prompts()[:n]
+    (root / "task1" / "image_splits").mkdir(parents=True)
+    (root / "images").mkdir()
+    names = [f"{1000 + p.index}.png" for p in prompts]
+    (root / "task1" / "image_splits" / "test_2016_flickr.txt").write_text("".join(f"{x}\n" for x in names))
+    for lang in ("en", "de", "fr", "cs"):
+        (root / "task1" / f"test_2016_flickr.{lang}").write_text("".join(p.captions[lang] + "\n" for p in prompts))
+    for name, p in zip(names, prompts):
+        (root / "images" / name).write_bytes(png(image_to_tensor(world.render(p))))
+    return root
+
+
+def test_a_cell_evaluates_on_real_prompts_and_benchmarks_from_the_data_file(world, exported, tmp_path):
+    """The data file's evaluation section: Multi30K-style parallel captions as prompts (their images the
+    FID references), a Multi30K retrieval benchmark, and no world metric on real prompts."""
+    import yaml
+
+    from xlcore.cell import Cell, CellRun
+
+    root = multi30k_like(world, tmp_path / "multi30k")
+    data = yaml.safe_load(exported.read_text())
+    data = {"languages": data["languages"], "english_image_text": {
+        "format": "webdataset", "shards": str(exported.parent / data["english_image_text"]["shards"])},
+        "evaluation": {"prompts": {"format": "multi30k", "root": str(root), "image_dir": str(root / "images")},
+                       "retrieval": [{"benchmark": "multi30k-task1", "root": str(root), "image_dir": str(root / "images"),
+                                      "languages": ["en", "de"]}]}}
+    path = tmp_path / "data.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    run = CellRun(Cell("toy", "english-backbone", "en", 0), smoke=True, output_dir=tmp_path / "runs", data_file=str(path),
+                  n_prompts=4)
+    measurements, result = run.evaluate()
+    benchmarks = {m.benchmark for m in measurements}
+    assert benchmarks == {"multi30k-task1/test_2016_flickr"}
+    metrics = {k for m in measurements for k in m.metrics}
+    assert {"consistency_clip_cos", "clip_score_raw_cos", "mean_recall"} <= metrics
+    assert not {"compositional_all", "fid_scorer256"} & metrics  # the world scorer does not judge real prompts
+    assert result.images["en"].shape[0] == 4
+    untrained = CellRun(Cell("toy", "untrained", "de", 0), smoke=True, output_dir=tmp_path / "runs", data_file=str(path),
+                        n_prompts=4)
+    assert untrained.evaluation.data["data_file"] == str(path)
+    measurements, _ = untrained.evaluate()
+    languages = {m.language for m in measurements}
+    assert languages == {"de"}
+
+
+def test_cococrola_concept_lists_are_a_prompt_source(tmp_path):
+    from xlcore.evaluate.prompt_sets import concepts
+
+    (tmp_path / "concepts.csv").write_text("en,de,ja\ndog,Hund,犬\ncat,Katze,猫\n", encoding="utf-8")
+    prompts = concepts(tmp_path / "concepts.csv", {"de": "ein Foto von {}"})
+    assert prompts.languages == ("en", "de", "ja") and prompts.references(prompts.prompts(2)) is None
+    assert prompts.prompts(2)[1].captions == {"en": "a photo of cat", "de": "ein Foto von Katze", "ja": "猫"}
+    (tmp_path / "gap.csv").write_text("en,de\ndog,\n")
+    with pytest.raises(DataFormatError, match="no 'de' word"):
+        concepts(tmp_path / "gap.csv")

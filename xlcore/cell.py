@@ -98,6 +98,9 @@ class EvaluationCellConfig:
     language: str
     generation: Any
     retrieval_captions_per_image: int
+    # The data file whose evaluation section (real prompts, retrieval benchmarks, CLIP model) the cell uses;
+    # None for the world's, and then left out of the id (the cells recorded before it keep theirs).
+    data: Any = field(default=None, metadata={"added": True})
 
 
 def cell_identity(cell: Cell, study: StudyConfig, backbone_fingerprint: str, *, budget: float = 1.0,
@@ -122,7 +125,8 @@ def cell_identity(cell: Cell, study: StudyConfig, backbone_fingerprint: str, *, 
                                      data_identity(study))
         training_id = (f"train-{cell.method}-{training.scope}-s{cell.seed}-{backbone_fingerprint[:8]}-"
                        f"{config_hash(training)}")
-    evaluation = EvaluationCellConfig(training_id, cell.language, generation, study.retrieval_captions_per_image)
+    evaluation = EvaluationCellConfig(training_id, cell.language, generation, study.retrieval_captions_per_image,
+                                      data_identity(study))
     return training, training_id, evaluation, f"cell-{cell.method}-{cell.language}-s{cell.seed}-{config_hash(evaluation)}"
 
 
@@ -284,9 +288,14 @@ class CellRun:
         """Retrieval and generation in the cell's language; returns (measurements, generation result)."""
         from .evaluate import evaluate_system
 
+        real = getattr(self.corpus, "evaluation", None)  # the data file's evaluation section, if it has one
+        image_size = self.backbone.clip.config.vision_config.image_size
         return evaluate_system(self.system, self.world, self.generation,
                                captions_per_image=self.study.retrieval_captions_per_image,
-                               cache_dir=self.output_dir / self.cell.preset / "generation_cache")
+                               cache_dir=self.output_dir / self.cell.preset / "generation_cache",
+                               prompts=real.prompts() if real else None,
+                               retrieval_sets=real.retrieval_sets(image_size) if real else None,
+                               clip_scorer=real.clip_scorer(self.backbone.device) if real else None)
 
     def write(self, measurements) -> list[ResultRow]:
         """Append the cell's rows to the results table (once), keep a copy beside the cell, mark it done."""

@@ -34,6 +34,17 @@ Parallel sources
 Text sources
     text         file: one sentence per line
 
+Evaluation (optional; without it cells evaluate on the world's prompts and test split)
+    evaluation:
+      prompts: the generation prompts, parallel across languages, with their images as FID references:
+        {format: multi30k, root: <multi30k data/>, split: test_2016_flickr, image_dir: <Flickr30K images>,
+         languages: [en, de, fr, cs]}
+        {format: xm3600, captions: <captions.jsonl>, image_dir: <images>, languages: [...]}  (first caption)
+        {format: cococrola, file: <concepts.csv>, templates: {en: "a photo of {}", de: "ein Foto von {}"}}
+      retrieval: a list of {benchmark: multi30k-task1 | xtd10 | xm3600 | coco-cn | stair, root: ..., image_dir: ...,
+                 languages: [...], split/protocol: ...} (the xlcore.data loaders)
+      clip_model: {model: ViT-B-32-quickgelu, pretrained: <checkpoint file or a tag in the HF cache>}
+
 Bad samples are skipped and counted (`xlcore.data.sources`); a missing file, a pattern matching
 nothing, an unknown field or format, or a malformed file is an error naming it.
 """
@@ -60,7 +71,82 @@ IMAGE_TEXT_FORMATS: dict[str, tuple[type, dict[str, str]]] = {
                                        "language_column": "language_column", "english_column": "english_column"}),
 }
 PATH_FIELDS = {"shards", "files", "folder", "file", "english", "target"}
-TOP_LEVEL = {"languages", "image_size", "validate_images", "index_dir", *REGIMES}
+TOP_LEVEL = {"languages", "image_size", "validate_images", "index_dir", "evaluation", *REGIMES}
+EVALUATION_FIELDS = {"prompts", "retrieval", "clip_model"}
+
+
+class Evaluation:
+    """The data file's evaluation section, built on first use: `prompts()` (a prompt set),
+    `retrieval_sets(image_size)` and `clip_scorer(device)`; each None where the file names none."""
+
+    def __init__(self, spec: Mapping[str, Any], path: Path):
+        unknown = sorted(set(spec) - EVALUATION_FIELDS)
+        if unknown:
+            raise DataFormatError(path, f"evaluation: unknown field(s) {unknown}; fields: {sorted(EVALUATION_FIELDS)}")
+        self.spec, self.path = {k: _resolved_tree(v, path.parent) for k, v in spec.items()}, path
+
+    def prompts(self):
+        from ..evaluate import prompt_sets
+
+        spec = dict(self.spec.get("prompts") or {})
+        if not spec:
+            return None
+        fmt = spec.pop("format", None)
+        where = f"{self.path}: evaluation.prompts"
+        if fmt == "cococrola":
+            return prompt_sets.concepts(spec["file"], spec.get("templates"))
+        if fmt not in ("multi30k", "xm3600"):
+            raise DataFormatError(self.path, f"{where}: format must be multi30k, xm3600 or cococrola, got {fmt!r}")
+        from . import benchmarks
+
+        languages = spec.get("languages") or (prompt_sets.MULTI30K_LANGUAGES if fmt == "multi30k" else None)
+        if not languages:
+            raise DataFormatError(self.path, f"{where}: name the languages to prompt in")
+        if fmt == "multi30k":
+            split = spec.get("split", "test_2016_flickr")
+            loaded = {lang: benchmarks.load_multi30k_task1(spec["root"], lang, split, spec.get("image_dir"))
+                      for lang in languages}
+            name = f"multi30k-task1/{split}"
+        else:
+            loaded = {lang: benchmarks.load_xm3600(spec["captions"], lang, spec.get("image_dir"),
+                                                   protocol=benchmarks.FIRST_CAPTION) for lang in languages}
+            name = "xm3600/first-caption"
+        return prompt_sets.from_benchmarks(loaded, name)
+
+    def retrieval_sets(self, image_size: int):
+        from ..evaluate.retrieval import benchmark_retrieval_set
+        from . import benchmarks
+
+        entries = self.spec.get("retrieval")
+        if not entries:
+            return None
+        sets = []
+        for entry in entries:
+            entry = dict(entry)
+            name, root, image_dir = entry.pop("benchmark"), entry.pop("root"), entry.pop("image_dir", None)
+            for lang in entry.pop("languages", None) or benchmarks.supported_languages(name):
+                sets.append(benchmark_retrieval_set(benchmarks.load_benchmark(name, root, lang, image_dir, **entry),
+                                                    image_size))
+        return sets
+
+    def clip_scorer(self, device="cpu"):
+        spec = self.spec.get("clip_model")
+        if not spec:
+            return None
+        from ..evaluate.clip_score import OpenClipScorer
+
+        return OpenClipScorer(spec["model"], spec["pretrained"], device=device)
+
+
+def _resolved_tree(value: Any, folder: Path) -> Any:
+    """Relative paths of an evaluation entry (`root`, `image_dir`, `file`, `captions`, `pretrained`) resolved."""
+    if isinstance(value, list):
+        return [_resolved_tree(v, folder) for v in value]
+    if isinstance(value, dict):
+        return {k: (_resolved(v, folder) if k in ("root", "image_dir", "file", "captions") or
+                    (k == "pretrained" and (folder / str(v)).exists()) else _resolved_tree(v, folder))
+                for k, v in value.items()}
+    return value
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -177,7 +263,9 @@ def load_data_file(path: str | Path, *, image_size: int, index_dir: str | Path) 
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     description = {"data_file": str(path), "sha256": digest, "image_size": settings["image_size"],
                    "validate_images": settings["validate_images"]}
-    return RealCorpus(built, languages, description, origin=f"data file {path}")
+    corpus = RealCorpus(built, languages, description, origin=f"data file {path}")
+    corpus.evaluation = Evaluation(data["evaluation"], path) if data.get("evaluation") else None
+    return corpus
 
 
 def corpus_for(study, *, image_size: int, output_dir: str | Path) -> Any:

@@ -29,12 +29,20 @@ __all__ = ["EnglishBackbone", "GenerationEvalConfig", "GenerationResult", "Measu
 
 
 def evaluate_system(system, world, config: GenerationEvalConfig, *, captions_per_image: int = 2,
-                    cache_dir: str | Path | None = None, progress: bool = True) -> tuple[list[Measurement], GenerationResult]:
-    """World retrieval (if the system has a joint space) and generation in `config.languages` it reads."""
+                    cache_dir: str | Path | None = None, progress: bool = True, prompts=None,
+                    retrieval_sets: Sequence[RetrievalSet] | None = None, clip_scorer=None
+                    ) -> tuple[list[Measurement], GenerationResult]:
+    """Retrieval (if the system has a joint space) and generation in the languages of `config` it reads:
+    on the world's test split and prompts, or on real ones (`retrieval_sets`, a prompt set `prompts`, a
+    CLIP score model `clip_scorer`; see `real_evaluation`)."""
     languages: Sequence[str] = [lang for lang in config.languages if _reads(system, lang)]
-    sets = [world_retrieval_set(world, lang, captions_per_image) for lang in languages]
-    measurements = evaluate_retrieval(system, sets, progress=progress)
-    generation = evaluate_generation(system, world, config, cache_dir=cache_dir, progress=progress)
+    if retrieval_sets is None:
+        retrieval_sets = [world_retrieval_set(world, lang, captions_per_image) for lang in languages]
+    else:
+        retrieval_sets = [s for s in retrieval_sets if s.language in languages]
+    measurements = evaluate_retrieval(system, retrieval_sets, progress=progress)
+    generation = evaluate_generation(system, prompts if prompts is not None else world, config, cache_dir=cache_dir,
+                                     progress=progress, clip_scorer=clip_scorer)
     return measurements + generation.measurements, generation
 
 

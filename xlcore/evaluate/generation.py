@@ -1,14 +1,16 @@
-"""Generation quality of a system (a method, or the English backbone) on the world's parallel prompts.
+"""Generation quality of a system (a method, or the English backbone) on parallel prompts: the world's,
+or real captions from benchmark files (`xlcore.evaluate.prompt_sets`: Multi30K, XM3600, CoCo-CroLa concepts).
 
 One entry point, `evaluate_generation`, draws images for the same prompts in every language with the
 same seeds (image i of every language starts from the same noise: seed = 100,003 * config.seed + prompt
 index), then measures per language:
 
-- compositional accuracy (toy world): the attribute scorer judges each image against the scene its
+- compositional accuracy (world prompts only): the attribute scorer judges each image against the scene its
   prompt asked for, per attribute (shape, colour, size, position, relation) and GenEval style (`all`:
   the image counts only if everything asked is right) (`evaluate.compositional`);
 - world FID: Frechet distance of the scorer's 256-d features against clean renders of the same prompts
-  (`fid_scorer256`; a world metric), and Inception FID (`fid_inception2048`) where its weights exist;
+  (`fid_scorer256`; a world metric), and Inception FID (`fid_inception2048`) where its weights exist,
+  against the world's renders or a real prompt set's own images;
 - CLIP score against the English caption of each prompt under three conventions (`evaluate.clip_score`);
 - cross-lingual consistency (CoCo-CroLa style): cosine similarity between the CLIP image embeddings of
   the system's image for prompt i in language X and the untouched English pipeline's image for the
@@ -34,11 +36,11 @@ from tqdm.auto import tqdm
 from ..backbone import quality
 from ..config import GenerationEvalConfig, config_hash
 from ..errors import ConfigError, MissingWeightsError
-from ..world import World, image_to_tensor
 from .clip_score import ClipScorer, ToyClipScorer
 from .common import EnglishBackbone, Measurement
 from .compositional import judge, summarise
 from .fid import CleanInception, ScorerFeatures, frechet_distance
+from .prompt_sets import WorldPrompts
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +82,18 @@ def draw(system, texts: Sequence[str], lang: str, seeds: Sequence[int], config: 
     return torch.cat(out)
 
 
-def english_reference(backbone, world: World, config: GenerationEvalConfig, cache_dir: str | Path | None = None
+def prompt_set(source):
+    """A prompt set (`xlcore.evaluate.prompt_sets`) as it is, or the world's prompts for a world."""
+    return source if hasattr(source, "references") and hasattr(source, "prompts") else WorldPrompts(source)
+
+
+def english_reference(backbone, source, config: GenerationEvalConfig, cache_dir: str | Path | None = None
                       ) -> torch.Tensor:
     """The untouched English pipeline's images of the first n prompts (consistency's reference), kept in
     `cache_dir` keyed by everything they depend on, so every method of a study shares one drawing."""
-    prompts = world.generation_prompts()[:config.n_prompts]
-    key = {"backbone": backbone.fingerprint(), "world": world.config, "n": len(prompts), "seed": config.seed,
+    prompts_of = prompt_set(source)
+    prompts = prompts_of.prompts(config.n_prompts)
+    key = {"backbone": backbone.fingerprint(), **prompts_of.descriptor(), "n": len(prompts), "seed": config.seed,
            "steps": config.steps, "guidance": config.guidance_scale, "precision": config.precision}
     path = Path(cache_dir) / f"english_reference-{config_hash(key)}.pt" if cache_dir else None
     if path is not None and path.exists():
@@ -104,38 +112,40 @@ def english_reference(backbone, world: World, config: GenerationEvalConfig, cach
     return images
 
 
-def evaluate_generation(system, world: World, config: GenerationEvalConfig | None = None, *,
+def evaluate_generation(system, source, config: GenerationEvalConfig | None = None, *,
                         clip_scorer: ClipScorer | None = None, reference: torch.Tensor | None = None,
                         cache_dir: str | Path | None = None, progress: bool = True) -> GenerationResult:
-    """Draw and measure (see the module docstring); `reference` (or `cache_dir`) supplies the English
-    pipeline's images for consistency, which are drawn when neither is given."""
+    """Draw and measure (see the module docstring) on `source`'s prompts (a world or a prompt set);
+    `reference` (or `cache_dir`) supplies the English pipeline's images for consistency, which are drawn
+    when neither is given."""
     config = config or GenerationEvalConfig()
     backbone = system.backbone
-    prompts = world.generation_prompts()[:config.n_prompts]
+    prompts_of = prompt_set(source)
+    prompts = prompts_of.prompts(config.n_prompts)
     seeds = seeds_for(prompts, config.seed)
     scenes = [p.scene for p in prompts]
-    english_captions = [p.captions["en"] for p in prompts]
+    english_captions = [p.captions["en"] for p in prompts] if "en" in prompts_of.languages else None
     clip_scorer = clip_scorer or ToyClipScorer(backbone)
-    scorer = backbone.scorer
-    real = torch.stack([image_to_tensor(world.render(p)) for p in prompts])
-    reference_digest = hashlib.sha256(real.numpy().tobytes()).hexdigest()[:12]
+    scorer = backbone.scorer if prompts_of.scored else None
+    real = prompts_of.references(prompts)
+    reference_digest = hashlib.sha256(real.numpy().tobytes()).hexdigest()[:12] if real is not None else ""
     inception = None
-    if config.inception_fid and backbone.preset != "toy":
+    if config.inception_fid and real is not None and (backbone.preset != "toy" or not prompts_of.scored):
         try:
             inception = CleanInception()
         except MissingWeightsError as err:
             log.warning("no Inception FID: %s", err)
-    if config.consistency and reference is None:
-        reference = english_reference(backbone, world, config, cache_dir)
+    if config.consistency and reference is None and english_captions is not None:
+        reference = english_reference(backbone, prompts_of, config, cache_dir)
     from . import _reads
 
-    languages = [lang for lang in config.languages if _reads(system, lang)]
+    languages = [lang for lang in config.languages if lang in prompts_of.languages and _reads(system, lang)]
     skipped = sorted(set(config.languages) - set(languages))
     if skipped:
         log.info("%s does not read %s; skipped", getattr(system, "name", system), ", ".join(skipped))
     sampling = _sampling_protocol(config)
     result = GenerationResult([])
-    bench = "polyglot-shapes/generation-prompts"
+    bench = prompts_of.name
     for lang in tqdm(languages, desc=f"generation ({getattr(system, 'name', 'system')})", unit="lang", disable=not progress):
         images = draw(system, [p.captions[lang] for p in prompts], lang, seeds, config)
         result.images[lang] = images
@@ -153,13 +163,14 @@ def evaluate_generation(system, world: World, config: GenerationEvalConfig | Non
         if inception is not None:
             result.measurements.append(Measurement(
                 lang, bench, f"{n}; {sampling}; Inception-v3 (torch-fidelity weights) pool 2048, clean-fid 'clean' resize "
-                f"to 299, against world renders of the same prompts; torchmetrics",
+                f"to 299, against {prompts_of.reference_note}; torchmetrics",
                 {"fid_inception2048": frechet_distance(inception, real, images, batch_size=32)}))
-        scores = clip_scorer.scores(images, english_captions)
-        result.measurements.append(Measurement(
-            lang, bench, f"{n}; {sampling}; CLIP {clip_scorer.name} against the English caption of each prompt; "
-            "raw_cos = mean cosine (AltDiffusion's convention), torchmetrics = max(100*mean cos, 0) computed by "
-            "torchmetrics' CLIPScore, heim = 100*mean cos", {f"clip_score_{k}": v for k, v in scores.items()}))
+        if english_captions is not None:
+            scores = clip_scorer.scores(images, english_captions)
+            result.measurements.append(Measurement(
+                lang, bench, f"{n}; {sampling}; CLIP {clip_scorer.name} against the English caption of each prompt; "
+                "raw_cos = mean cosine (AltDiffusion's convention), torchmetrics = max(100*mean cos, 0) computed by "
+                "torchmetrics' CLIPScore, heim = 100*mean cos", {f"clip_score_{k}": v for k, v in scores.items()}))
         if reference is not None:
             if len(reference) < len(images):
                 raise ValueError(f"the English reference has {len(reference)} images for {len(images)} prompts")
@@ -168,8 +179,8 @@ def evaluate_generation(system, world: World, config: GenerationEvalConfig | Non
                 lang, bench, f"{n}; {sampling}; cosine of {clip_scorer.name} image embeddings between this image and the "
                 "untouched English pipeline's image for the English prompt with the same seed (CoCo-CroLa style)",
                 {"consistency_clip_cos": float(cos.mean())}))
-        if lang != "en" and scorer is not None and config.n_culture_prompts and lang in world.target_languages:
-            culture = world.culture_prompts(lang)[:config.n_culture_prompts]
+        if lang != "en" and scorer is not None and config.n_culture_prompts:
+            culture = prompts_of.culture_prompts(lang)[:config.n_culture_prompts]
             if culture:
                 images = draw(system, [p.captions[lang] for p in culture], lang, seeds_for(culture, config.seed), config)
                 result.culture_images[lang] = images
