@@ -3,6 +3,7 @@ outputs are the table, the tidy rows and the device record."""
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,14 @@ def test_gpu_check_script_runs_on_the_cpu(tmp_path):
     device = json.loads((tmp_path / "device.json").read_text())
     assert device["preset"] == "sd15 (small configs)" and device["resolution"] == 64
     assert "no nvidia-smi" in (tmp_path / "nvidia-smi.csv").read_text()
+
+
+@pytest.mark.slow
+def test_the_data_loader_benchmark_runs_and_reports_every_path(tmp_path):
+    result = subprocess.run([sys.executable, "benchmarks/data_loader.py",
+                             "--samples", "32", "--batch-size", "8", "--workers", "0,2", "--out", str(tmp_path)],
+                            cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert len(rows) == 6 and all(value > 0 for value in rows.values())
+    assert any("full SD 1.5 shapes" in name for name in rows)

@@ -452,3 +452,26 @@ def test_cococrola_concept_lists_are_a_prompt_source(tmp_path):
     (tmp_path / "gap.csv").write_text("en,de\ndog,\n")
     with pytest.raises(DataFormatError, match="no 'de' word"):
         concepts(tmp_path / "gap.csv")
+
+
+def test_the_shipped_sd15_data_file_parses_and_names_what_is_missing(tmp_path):
+    corpus = load_data_file(REPO / "examples" / "data" / "sd15.yaml", image_size=512, index_dir=tmp_path)
+    assert corpus.languages == ("en", "de", "fr", "cs", "zh", "ja")
+    assert {r for r, given in corpus.sources.items() if given} == {"english_image_text", "language_image_text",
+                                                                "pivot_image_text", "parallel_text"}
+    assert corpus.evaluation is not None and corpus.description["image_size"] == 512
+    with pytest.raises(MissingDataError, match=r"332 of 332 files not found: /data/cc3m/00000.tar"):
+        corpus.english_image_text()
+
+
+def test_dataloader_workers_read_shards_in_any_order_without_mixing_bytes(exported):
+    """Workers forked from a process that has the shards open share its file offsets: reads must be
+    positional (two workers seeking one descriptor read each other's bytes; found by the loader benchmark)."""
+    shards = str(exported.parent / "english" / "{000000..000002}.tar")
+    source = sources.WebDatasetImageText(shards, "en")
+    expected = [source[i]["pixel_values"] for i in range(len(source))]  # opens every shard in this process
+    order = np.random.default_rng(0).permutation(len(source)).tolist()
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(source, order), batch_size=3, num_workers=2,
+                                         collate_fn=lambda samples: torch.stack([s["pixel_values"] for s in samples]))
+    read = torch.cat(list(loader))
+    assert torch.equal(read, torch.stack([expected[i] for i in order]))

@@ -2,7 +2,8 @@
 
 `xlcore train|sweep|study --data FILE` (or `--set data=FILE`, or a notebook's `data_file` parameter)
 trains every method on it instead of the built-in world; `examples/data/sd15.yaml` is a complete,
-commented example. Relative paths are relative to the data file's folder. Fields:
+commented example. Relative paths are relative to the data file's folder. In YAML, quote a brace
+pattern inside `{...}` (`shards: "/data/{00000..00099}.tar"`), where braces would end the mapping. Fields:
 
 Top level
     languages        the corpus's languages, English first (default: 'en' and every language named below)

@@ -361,9 +361,10 @@ class WebDatasetImageText(IndexedSource):
 
     @staticmethod
     def _member(handle, members: dict, ext: str) -> bytes:
+        # A positional read: DataLoader workers forked from a process that had the shard open share its
+        # file offset, so seek-then-read in two workers at once would read each other's bytes.
         offset, size = members[ext]
-        handle.seek(offset)
-        return handle.read(size)
+        return os.pread(handle.fileno(), size, offset)
 
     def _fields(self, handle, members: dict) -> dict[str, Any]:
         meta = json.loads(self._member(handle, members, "json").decode("utf-8")) if "json" in members else {}
@@ -397,7 +398,7 @@ class WebDatasetImageText(IndexedSource):
         key, members = entry
         number = self.files.index(path)
         handle = self._open.get(number)
-        if handle is None:  # one open handle per shard and process (DataLoader workers each open their own)
+        if handle is None:  # one open handle per shard, read positionally (see `_member`)
             handle = self._open[number] = open(path, "rb")
         fields = self._fields(handle, members)
         return {"image": self._member(handle, members, fields["image_ext"]), "caption": fields["caption"],
@@ -436,6 +437,7 @@ class ParquetImageText(IndexedSource):
         self.validate = _validated(validate_images)
         self._tables: dict[int, Any] = {}
         self._group: tuple[int, int, Any] | None = None  # (file, row group, its rows): the last row group read
+        self._pid = os.getpid()
         super().__init__(paths, language, index_dir=index_dir, image_size=image_size, name=name,
                          settings={**self.columns, "validate_images": self.validate})
 
@@ -511,6 +513,8 @@ class ParquetImageText(IndexedSource):
         return entries
 
     def _row(self, path: Path, number: int) -> dict:
+        if self._pid != os.getpid():  # a forked DataLoader worker: open the files again, unshared
+            self._tables, self._group, self._pid = {}, None, os.getpid()
         if self.hf_folder:
             return self._hf(path)[number]
         import pyarrow.parquet as pq
