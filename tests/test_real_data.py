@@ -475,3 +475,21 @@ def test_dataloader_workers_read_shards_in_any_order_without_mixing_bytes(export
                                          collate_fn=lambda samples: torch.stack([s["pixel_values"] for s in samples]))
     read = torch.cat(list(loader))
     assert torch.equal(read, torch.stack([expected[i] for i in order]))
+
+
+def test_two_machines_train_one_run_from_a_data_file_under_accelerate_launch(exported, tmp_path):
+    """What examples/slurm/train_multinode.sbatch runs on each node, with two 'machines' on this host:
+    two `accelerate launch --num_machines 2` (ranks 0 and 1) meet at the main process and train one run
+    from the exported shards and parallel text; the SLURM script itself is checked for syntax."""
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "2",
+               "--num_processes", "2", "--main_process_ip", "127.0.0.1", "--main_process_port", "29641"]
+    train = ["-m", "xlcore", "train", "--method", "translate", "--smoke", "--data", str(exported),
+             "--output-dir", str(tmp_path / "runs")]
+    nodes = [subprocess.Popen(command + ["--machine_rank", str(rank)] + train, cwd=REPO, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for rank in (0, 1)]
+    outputs = [node.communicate(timeout=600)[0] for node in nodes]
+    assert all(node.returncode == 0 for node in nodes), outputs[0][-3000:] + outputs[1][-3000:]
+    assert "training translate on 2 process(es)" in outputs[0]
+    assert (tmp_path / "runs" / "toy" / "translate" / "all" / "0" / "train" / "method" / "method.json").exists()
+    assert subprocess.run(["bash", "-n", str(REPO / "examples" / "slurm" / "train_multinode.sbatch")]).returncode == 0
