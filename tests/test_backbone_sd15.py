@@ -172,6 +172,9 @@ def test_small_backbone_forward_shapes_and_dtypes(small_backbone):
     hidden, mask = bb.encode_multilingual(["ein roter Kreis", "赤い丸"])
     assert hidden.shape == (2, 77, bb.multilingual.config.hidden_size) and hidden.dtype == dtype
     assert mask.shape == (2, 77)
+    # Images of any size reach the VAE at the backbone's resolution: the latents are always image_size / 8
+    for side in (32, 64, 96):
+        assert bb.diffusion_input(torch.rand(1, 3, side, side)).shape == (1, 4, bb.image_size // 8, bb.image_size // 8)
 
 
 def test_random_weights_depend_only_on_the_seed():

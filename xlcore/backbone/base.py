@@ -146,11 +146,17 @@ class Backbone:
         """What the UNet diffuses for images in [0, 1]: pixels in [-1, 1] (toy), or VAE latents (sd15).
 
         The latent is the posterior mean (not a sample), so it is a pure function of the image and can
-        be cached; the sampled latent differs from it by the VAE's small posterior noise.
+        be cached; the sampled latent differs from it by the VAE's small posterior noise. Images reach the
+        VAE at the backbone's resolution (`image_size`).
         """
         x = pixel_values.to(self.device, torch.float32) * 2 - 1
         if self.vae is None:
             return x
+        if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
+            # The VAE sees images at the resolution the model was trained at (512 for SD 1.5): smaller ones
+            # (the world's renders) are upsampled, as a real corpus's images are resized when read.
+            x = nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
+                                          align_corners=False, antialias=True)
         latents = self.vae.encode(x.to(self.dtype)).latent_dist.mean
         return latents * self.vae.config.scaling_factor
 
