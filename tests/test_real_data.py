@@ -62,7 +62,10 @@ def same_samples(real, expected, keys=("pixel_values", "caption", "caption_en", 
 
 
 def test_exported_shards_and_text_give_the_worlds_samples(world, exported, tmp_path):
+    from xlcore.data.corpus import Corpus
+
     corpus = load_data_file(exported, image_size=32, index_dir=tmp_path / "index")
+    assert isinstance(world, Corpus) and isinstance(corpus, Corpus)  # one contract, two implementations
     assert corpus.languages == world.languages
     same_samples(corpus.english_image_text(), world.english_image_text(LIMIT))
     for lang in ("de", "zh"):

@@ -57,6 +57,23 @@ class Corpus(Protocol):
     def monolingual_text(self, lang: str, size: int | None = None) -> Dataset: ...
 
 
+class CorpusLanguages:
+    """The languages part of the contract, shared by the world and real corpora: `languages`, English first."""
+
+    languages: tuple[str, ...]
+
+    @property
+    def target_languages(self) -> tuple[str, ...]:
+        """The non-English languages."""
+        return self.languages[1:]
+
+    def check_language(self, lang: str, *, allow_english: bool = True) -> str:
+        allowed = self.languages if allow_english else self.target_languages
+        if lang not in allowed:
+            raise UnknownLanguageError(lang, allowed)
+        return lang
+
+
 class Prefix(Dataset):
     """The first `size` samples of a dataset (with a descriptor, so it can key a feature cache)."""
 
@@ -79,7 +96,7 @@ class Prefix(Dataset):
         return getattr(self.dataset, "bad", None)
 
 
-class RealCorpus:
+class RealCorpus(CorpusLanguages):
     """Regimes from real files: `sources[regime][language]` builds the regime's dataset on first use (so a
     stage indexes only what it reads). `description` (the data file's path and content hash) keys the runs
     trained on it."""
@@ -95,16 +112,6 @@ class RealCorpus:
             raise ValueError(f"the corpus's languages must start with 'en': {self.languages}")
         self.description, self.origin = dict(description), origin
         self._built: dict[tuple[str, str], Dataset] = {}
-
-    @property
-    def target_languages(self) -> tuple[str, ...]:
-        return self.languages[1:]
-
-    def check_language(self, lang: str, *, allow_english: bool = True) -> str:
-        allowed = self.languages if allow_english else self.target_languages
-        if lang not in allowed:
-            raise UnknownLanguageError(lang, allowed)
-        return lang
 
     def descriptor(self) -> dict[str, Any]:
         return dict(self.description)

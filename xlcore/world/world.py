@@ -32,6 +32,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..config import WorldConfig, config_hash
+from ..data.corpus import CorpusLanguages
 from ..errors import ConfigError, UnknownLanguageError
 from .grammars import get_grammar, supported_languages
 from .render import Placement, render, sample_layout
@@ -58,7 +59,7 @@ class WorldItem:
     captions: Mapping[str, str]
 
 
-class World:
+class World(CorpusLanguages):
     """All data regimes of one Polyglot Shapes world (see the module docstring)."""
 
     def __init__(self, config: WorldConfig | None = None):
@@ -82,17 +83,6 @@ class World:
             self.culture_pairs[lang] = tuple(
                 s for s in pair_scenes(SHAPES + own) if s.culture_language == lang
             )
-
-    @property
-    def target_languages(self) -> tuple[str, ...]:
-        """The non-English languages."""
-        return self.languages[1:]
-
-    def check_language(self, lang: str, *, allow_english: bool = True) -> str:
-        allowed = self.languages if allow_english else self.target_languages
-        if lang not in allowed:
-            raise UnknownLanguageError(lang, allowed)
-        return lang
 
     # ----------------------------------------------------------------------------------------------
     # Items
