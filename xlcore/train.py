@@ -211,6 +211,12 @@ class Trainer:
         # fp16 gradients underflow without loss scaling; bf16 has float32's range and needs none.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.mixed_precision == "fp16")
         self.skipped_steps = 0  # optimizer steps skipped because the fp16 gradients overflowed
+        # Data parallel (`accelerate launch`, `torchrun`, `accelerate.notebook_launcher`): every process
+        # takes its slice of the same global batch and gradients are averaged over processes before each
+        # optimizer step (what DDP does), so a run with N processes follows the single-process run with the
+        # same global batch. Losses that couple the samples of a batch (the contrastive stages) gather
+        # every process's rows first (`xlcore.distributed.gather_rows`); random draws (noise, dropout)
+        # differ per process. Only the main process writes checkpoints and logs.
         self.world_size = self.accelerator.num_processes
         self.rank = self.accelerator.process_index
         if self.world_size > 1 and config.batch_size % self.world_size:
