@@ -156,8 +156,7 @@ def create_demo(output_dir: str | Path = REPO / "papermill_runs", preset: str = 
                 max_queue: int = MAX_QUEUE) -> gr.Blocks:
     """The demo over the trained runs of `preset` and `seed` under `output_dir` (falling back to the
     shipped copies) and its results table."""
-    from xlcore.analysis import COST_AXES, GENERATION_METRICS, generation_table, retrieval_table
-    from xlcore.claims import claims_audit
+    from xlcore.analysis import COST_AXES, GENERATION_METRICS, audit_claims, generation_table, retrieval_table
     from xlcore.serving import Catalogue
 
     output_dir = Path(output_dir)
@@ -260,7 +259,7 @@ def create_demo(output_dir: str | Path = REPO / "papermill_runs", preset: str = 
                 control.change(refilter, [pick_methods, pick_languages], [retrieval_view, generation_view])
 
             gr.Markdown("### Claims audit: the original write-up's claims beside what this study measured")
-            audit = claims_audit(results_path) if frame is not None else pd.DataFrame()
+            audit = audit_claims(results_path, frame) if frame is not None else pd.DataFrame()
             gr.Dataframe(audit, interactive=False, wrap=True, elem_id="claims-table")
 
     demo.queue(max_size=max_queue, default_concurrency_limit=1)

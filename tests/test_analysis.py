@@ -71,9 +71,10 @@ def test_analysis_notebook_runs_under_papermill_and_writes_its_outputs(results, 
 
 
 def test_claims_audit_gives_every_claim_a_verdict_from_the_measured_artefacts(results):
-    from xlcore.claims import CONTRADICTED, NOT_MEASURABLE, PARTLY, SUPPORTED, claims_audit
+    from xlcore.analysis import audit_claims
+    from xlcore.claims import CONTRADICTED, NOT_MEASURABLE, PARTLY, SUPPORTED
 
-    audit = claims_audit(results.path).set_index("claim")
+    audit = audit_claims(results.path).set_index("claim")
     assert set(audit["verdict"]) <= {SUPPORTED, CONTRADICTED, NOT_MEASURABLE, PARTLY}
     assert "70.1" in audit.loc["mCLIP+ 70.1 mean recall across 7 languages", "this study / the sources"]
     assert audit.loc["AltDiffusion trainable parameters", "verdict"] == CONTRADICTED

@@ -327,6 +327,40 @@ class CellRun:
         return out
 
 
+def train_run(method: str, preset: str = "toy", language: str = "de", seed: int = 0,
+              output_dir: str | Path = "papermill_runs", budget: float = 1.0, smoke: bool = False,
+              overrides: dict | None = None, config_file: str | Path = "") -> Path:
+    """Train (or resume) the run of `method` that the sweep's cell (method, language, seed) would train;
+    returns its folder. Safe to call in every process of a data-parallel launch:
+
+        accelerate launch --multi_gpu --num_processes 4 -m xlcore train --method altdiffusion --preset sd15
+        notebook_launcher(train_run, ("altdiffusion", "sd15", "de", 0), num_processes=4)  # in a notebook
+
+    Every process builds the same method; the Trainer splits each global batch over the processes and
+    averages gradients (`xlcore.train.Trainer`), the main process writes checkpoints and the trained
+    weights into the folder the sweep uses, whose cell then finds the run, records its cost and evaluates
+    it. The frozen-feature cache is used only with one process (the processes would write it at once):
+    build it first with a one-process run, or train without it."""
+    from .cache import FeatureCache
+    from .experiment import train_method
+    from .train import process_state
+
+    state = process_state()
+    run = CellRun(Cell(preset, method, language, seed), smoke=smoke, output_dir=output_dir, budget=budget,
+                  config_file=config_file, overrides=overrides)
+    if run.method is None or not run.method.stages:
+        log.info("%s trains nothing", method)
+        return run.dir
+    cache = None
+    if run.study.feature_cache and state.num_processes == 1:
+        cache = FeatureCache(run.output_dir / preset / "feature_cache")
+    configs = {stage: run.budgeted(run.method.train_config(stage)) for stage in run.method.stages}
+    if state.is_main_process:
+        log.info("training %s on %d process(es) into %s", method, state.num_processes, run.train_dir)
+    train_method(run.method, run.world, run.train_dir, cache=cache, train_configs=configs)
+    return run.train_dir
+
+
 def generation_figure(result, n: int = 8):
     """The first `n` generations of each language in a result, one row per language."""
     from .plotting import image_rows
@@ -334,4 +368,4 @@ def generation_figure(result, n: int = 8):
     return image_rows({lang: images[:n] for lang, images in result.images.items()})
 
 
-__all__ = ["Cell", "CellRun", "ENGLISH_BACKBONE", "cell_dir", "generation_figure", "train_dir"]
+__all__ = ["Cell", "CellRun", "ENGLISH_BACKBONE", "cell_dir", "generation_figure", "train_dir", "train_run"]

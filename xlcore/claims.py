@@ -12,6 +12,7 @@ numbers can change a verdict.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping
 
 import pandas as pd
 
@@ -50,24 +51,20 @@ def _measured_gpu_hours(path: Path = GPU_THROUGHPUT_FILE) -> tuple[dict[str, flo
     return hours, card
 
 
-def _toy_quality(results_path: Path, metric: str) -> pd.Series:
-    from .analysis import method_quality
-
-    if not Path(results_path).exists():
-        return pd.Series(dtype=float)
-    quality = method_quality(ResultsStore(results_path).read(), metric)
-    return quality["mean"] if not quality.empty else pd.Series(dtype=float)
+AUDITED_QUALITY = ("consistency_clip_cos", "culture_shape")  # the toy metrics the quality verdicts read
 
 
-def claims_audit(results_path: str | Path) -> pd.DataFrame:
-    """One row per audited claim: claim, as claimed, what the study has, verdict, why."""
+def claims_audit(quality: Mapping[str, pd.Series]) -> pd.DataFrame:
+    """One row per audited claim: claim, as claimed, what the study has, verdict, why. `quality` maps each
+    metric of `AUDITED_QUALITY` to its per-method mean over seeds and target languages (the analysis
+    computes it: `xlcore.analysis.audit_claims`); the rest is read from the measured artefacts."""
     params = _sd15_parameters()
     budgets = published_budgets()
     prices = PriceTable.load()
     scale = flops_at_published_scale()
     measured_hours, card = _measured_gpu_hours()
-    consistency = _toy_quality(Path(results_path), "consistency_clip_cos")
-    culture = _toy_quality(Path(results_path), "culture_shape")
+    empty = pd.Series(dtype=float)
+    consistency, culture = (quality.get(metric, empty) for metric in AUDITED_QUALITY)
 
     def p(key: str) -> str:
         return f"{params[key][0] / 1e6:.2f}M ({params[key][1]:.2f}% of SD 1.5 + ViT-L/14 + XLM-R base)" if key in params else "-"

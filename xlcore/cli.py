@@ -154,7 +154,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .distributed import end_processes, train_run
+    from .cell import train_run
+    from .distributed import end_processes
 
     overrides = dict(parse_override(text) for text in args.set)
     if args.data:

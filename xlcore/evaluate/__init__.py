@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..config import GenerationEvalConfig
-from .common import EnglishBackbone, Measurement, RunInfo, write_measurements
+from .common import EnglishBackbone, Measurement, RunInfo, reads_language, write_measurements
 from .cost import cost_measurements
 from .generation import GenerationResult, evaluate_generation
 from .retrieval import RetrievalSet, benchmark_retrieval_set, evaluate_retrieval, world_retrieval_set
@@ -35,7 +35,7 @@ def evaluate_system(system, world, config: GenerationEvalConfig, *, captions_per
     """Retrieval (if the system has a joint space) and generation in the languages of `config` it reads:
     on the world's test split and prompts, or on real ones (`retrieval_sets`, a prompt set `prompts`, a
     CLIP score model `clip_scorer`; see `real_evaluation`)."""
-    languages: Sequence[str] = [lang for lang in config.languages if _reads(system, lang)]
+    languages: Sequence[str] = [lang for lang in config.languages if reads_language(system, lang)]
     if retrieval_sets is None:
         retrieval_sets = [world_retrieval_set(world, lang, captions_per_image) for lang in languages]
     else:
@@ -44,13 +44,3 @@ def evaluate_system(system, world, config: GenerationEvalConfig, *, captions_per
     generation = evaluate_generation(system, prompts if prompts is not None else world, config, cache_dir=cache_dir,
                                      progress=progress, clip_scorer=clip_scorer)
     return measurements + generation.measurements, generation
-
-
-def _reads(system, lang: str) -> bool:
-    from ..errors import UnknownLanguageError
-
-    try:
-        system.check_language(lang)
-        return True
-    except UnknownLanguageError:
-        return False

@@ -9,37 +9,23 @@ the sweep and the tests share one row format.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import torch
 
 from ..backbone.base import Backbone
 from ..errors import UnknownLanguageError
-from ..methods._base import Conditioning
+from ..contract import Conditioning, Measurement, RunInfo
 from ..results import ResultRow, ResultsStore
 
 
-@dataclass(frozen=True)
-class Measurement:
-    """Numbers measured under one protocol: `metrics` on `benchmark` in `language`."""
-
-    language: str
-    benchmark: str
-    protocol: str
-    metrics: dict[str, float]
-    stage: str | None = None  # overrides the run's stage (cost is measured per training stage)
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """Who the measurements belong to: the results table's run columns."""
-
-    run_id: str
-    method: str
-    stage: str
-    config: Any
-    seed: int = 0
-    notes: str = ""
+def reads_language(system, lang: str) -> bool:
+    """Whether `system` (a method or the English backbone) reads prompts in `lang`."""
+    try:
+        system.check_language(lang)
+        return True
+    except UnknownLanguageError:
+        return False
 
 
 def write_measurements(measurements: Iterable[Measurement], run: RunInfo, store: ResultsStore | None = None

@@ -37,7 +37,7 @@ from ..backbone import quality
 from ..config import GenerationEvalConfig, config_hash
 from ..errors import ConfigError, MissingWeightsError
 from .clip_score import ClipScorer, ToyClipScorer
-from .common import EnglishBackbone, Measurement
+from .common import EnglishBackbone, Measurement, reads_language
 from .compositional import judge, summarise
 from .fid import CleanInception, ScorerFeatures, frechet_distance
 from .prompt_sets import WorldPrompts
@@ -137,9 +137,7 @@ def evaluate_generation(system, source, config: GenerationEvalConfig | None = No
             log.warning("no Inception FID: %s", err)
     if config.consistency and reference is None and english_captions is not None:
         reference = english_reference(backbone, prompts_of, config, cache_dir)
-    from . import _reads
-
-    languages = [lang for lang in config.languages if lang in prompts_of.languages and _reads(system, lang)]
+    languages = [lang for lang in config.languages if lang in prompts_of.languages and reads_language(system, lang)]
     skipped = sorted(set(config.languages) - set(languages))
     if skipped:
         log.info("%s does not read %s; skipped", getattr(system, "name", system), ", ".join(skipped))

@@ -38,6 +38,7 @@ from ..backbone.base import Backbone
 from ..backbone.diffusion import denoising_loss, noisy_sample
 from ..cache import FeatureCache, FrozenFeatures
 from ..config import from_dict, to_dict
+from ..contract import Conditioning
 from ..distributed import gather_rows
 from ..errors import ConfigError, DataFormatError, MissingWeightsError, UnknownLanguageError, UnknownMethodError
 from ..registry import METHODS
@@ -48,15 +49,6 @@ log = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "trainable.safetensors"
 META_FILE = "method.json"
-
-
-@dataclass
-class Conditioning:
-    """What `encode` returns: token states for the UNet's cross-attention, and a pooled embedding in
-    the method's joint image-text space (None for methods without one, e.g. the diffusion adapters)."""
-
-    token_states: torch.Tensor  # (B, L, D), D = the UNet's cross_attention_dim
-    pooled: torch.Tensor | None  # (B, P), comparable with `method.encode_images`
 
 
 @dataclass

@@ -1,0 +1,43 @@
+"""The types the layers hand each other, below all of them: what a method's `encode` returns
+(`Conditioning`) and what an evaluator measures (`Measurement`, for a run described by `RunInfo`). Methods,
+evaluators, cells and the demo import these from here, so none of them needs another's module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass
+class Conditioning:
+    """What `encode` returns: token states for the UNet's cross-attention, and a pooled embedding in
+    the method's joint image-text space (None for methods without one, e.g. the diffusion adapters)."""
+
+    token_states: torch.Tensor  # (B, L, D), D = the UNet's cross_attention_dim
+    pooled: torch.Tensor | None  # (B, P), comparable with `method.encode_images`
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Numbers measured under one protocol: `metrics` on `benchmark` in `language`."""
+
+    language: str
+    benchmark: str
+    protocol: str
+    metrics: dict[str, float]
+    stage: str | None = None  # overrides the run's stage (cost is measured per training stage)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Who the measurements belong to: the results table's run columns."""
+
+    run_id: str
+    method: str
+    stage: str
+    config: Any
+    seed: int = 0
+    notes: str = ""
