@@ -53,12 +53,12 @@ browser:
 demo: $(STAMP)
 	$(PY) demo/app.py
 
-# The fault suite alone, its tally copied into the README (block fault-summary).
+# The fault suite alone, its tally copied into docs/reliability.md (block fault-summary).
 fault-summary: $(STAMP)
 	XLCORE_FAULT_SUMMARY=figures/tables/fault_summary.md $(PY) -m pytest -q tests/faults
-	$(PY) -m xlcore readme-block fault-summary figures/tables/fault_summary.md
+	$(PY) -m xlcore docs
 
-# The README's screenshots of the demo: the browser test, keeping its screenshots in figures/demo/.
+# The screenshots of the demo in docs/demo.md: the browser test, keeping its screenshots in figures/demo/.
 demo-screenshots: $(STAMP) browser
 	XLCORE_DEMO_SCREENSHOTS=figures/demo $(PY) -m pytest -q tests/test_demo_browser.py
 

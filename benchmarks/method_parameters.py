@@ -7,7 +7,7 @@ XLM-R base `sd15` preset; TriKD's own system is CLIP ViT-B/32 + XLM-R base). Als
 the toy backbone, from the real methods.
 
     .venv/bin/python benchmarks/method_parameters.py            # table to stdout
-    .venv/bin/python benchmarks/method_parameters.py --markdown  # the README's table
+    .venv/bin/python benchmarks/method_parameters.py --markdown  # the table in docs/methods.md
 """
 
 from __future__ import annotations

@@ -93,3 +93,38 @@ def test_the_check_finds_a_cycle_hidden_in_a_function(tmp_path):
     """))
     (package / "c.py").write_text("from . import a\n")
     assert import_cycles(package) == [["pkg.a", "pkg.sub.b"]]
+
+
+# The layers of docs/architecture.md, top (imported by everything below) to bottom (imports everything).
+LAYERS = [
+    {"errors", "config", "contract", "registry", "results", "provenance", "plotting"},
+    {"world", "data"},
+    {"distributed", "train"},
+    {"backbone", "cache"},
+    {"methods"},
+    {"experiment", "evaluate"},
+    {"settings", "cell", "notebooks", "sweep"},
+    {"study", "report", "analysis", "claims", "serving", "prompts", "docs"},
+    {"cli", "__main__"},
+]
+# Documented there: the toy backbone's quality bar reuses the retrieval and compositional metrics; the data
+# file's evaluation section builds prompt and retrieval sets. Both import inside the function needing them.
+ALLOWED_UPWARD = {("xlcore.backbone.quality", "xlcore.evaluate"), ("xlcore.data.datafile", "xlcore.evaluate")}
+
+
+def layer_of(module: str) -> int:
+    part = module.split(".")[1] if "." in module else ""
+    return next(i for i, names in enumerate(LAYERS) if part in names)
+
+
+def test_every_module_imports_only_from_its_layer_or_those_above():
+    graph = import_graph(REPO / "xlcore")
+    wrong = []
+    for module, targets in graph.items():
+        if module == "xlcore":
+            continue
+        for target in targets:
+            allowed = any(module == a and target.startswith(b) for a, b in ALLOWED_UPWARD)
+            if layer_of(target) > layer_of(module) and not allowed:
+                wrong.append(f"{module} -> {target}")
+    assert not wrong, "imports from a lower layer (docs/architecture.md, Layers): " + ", ".join(sorted(wrong))

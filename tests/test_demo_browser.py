@@ -1,7 +1,7 @@
 """The demo in a real headless browser: Playwright drives Debian's chromium against `demo/app.py`
 served on 127.0.0.1 (`make test` installs chromium where it can; without it this test is skipped and
 says why). Screenshots land in the test's folder, and in $XLCORE_DEMO_SCREENSHOTS when it is set
-(`make demo-screenshots` points it at figures/demo/ for the README)."""
+(`make demo-screenshots` points it at figures/demo/ for docs/demo.md)."""
 
 import os
 import shutil

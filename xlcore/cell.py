@@ -272,10 +272,11 @@ class CellRun:
     def loss_curves(self):
         """A figure of every logged loss term per stage (the train logs), or None before training."""
         from .plotting import loss_figure
+        from .train import read_log
 
         if self.method is None or not self.method.stages:
             return None
-        return loss_figure({stage: self.train_dir / stage for stage in self.method.stages},
+        return loss_figure({stage: read_log(self.train_dir / stage) for stage in self.method.stages},
                            title=f"{self.cell.method} (seed {self.cell.seed})")
 
     @property

@@ -176,17 +176,15 @@ def _export_world(args: argparse.Namespace) -> int:
     return 0
 
 
-def _readme(args: argparse.Namespace) -> int:
-    """Replace a generated block of a Markdown file (between `<!-- NAME:begin -->` and `<!-- NAME:end -->`)."""
-    target = Path(args.file)
-    text = target.read_text()
-    begin, end = f"<!-- {args.block}:begin -->", f"<!-- {args.block}:end -->"
-    if begin not in text or end not in text:
-        raise ConfigError(f"{target} has no block {args.block!r} (expected the markers {begin} and {end})")
-    body = Path(args.source).read_text().strip() if args.source != "-" else sys.stdin.read().strip()
-    head, rest = text.split(begin, 1)
-    target.write_text(f"{head}{begin}\n{body}\n{end}{rest.split(end, 1)[1]}")
-    print(f"{target}: block {args.block} replaced ({len(body.splitlines())} lines)")
+def _docs(args: argparse.Namespace) -> int:
+    """Rewrite (or, with --check, only check) the generated blocks of README.md and docs/."""
+    from .docs import stale_blocks
+
+    stale = stale_blocks(write=not args.check)
+    if args.check and stale:
+        print("stale generated blocks (run `python -m xlcore docs`):\n  " + "\n  ".join(stale), file=sys.stderr)
+        return 1
+    print(f"{len(stale)} generated block(s) {'stale' if args.check else 'rewritten'}" + (": " + ", ".join(stale) if stale else ""))
     return 0
 
 
@@ -272,11 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--shard-size", type=int, default=1000, help="samples per tar shard")
     export.set_defaults(func=_export_world)
 
-    readme = commands.add_parser("readme-block", help="replace a generated block of the README with a file's text")
-    readme.add_argument("block", help="the block's name (the markers <!-- NAME:begin --> / <!-- NAME:end -->)")
-    readme.add_argument("source", help="file with the new text, or - for standard input")
-    readme.add_argument("--file", default="README.md")
-    readme.set_defaults(func=_readme)
+    docs = commands.add_parser("docs", help="rewrite the generated tables of README.md and docs/ from their sources")
+    docs.add_argument("--check", action="store_true", help="only say which blocks are stale (exit 1 if any)")
+    docs.set_defaults(func=_docs)
 
     report = commands.add_parser("report", parents=[preset_flag],
                                  help="print a table from the results table (default: the toy backbone's quality)")

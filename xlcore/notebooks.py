@@ -58,7 +58,7 @@ def method_notebook(name: str) -> nbformat.NotebookNode:
             f"# `{name}`: {title}\n\n{prose}\n\n```\n{diagram}\n```\n\nThis method {scope}. The sweep "
             "(`python -m xlcore sweep`) runs this notebook once per language and seed with papermill; every number "
             "it appends to the results table carries its protocol. Stages, deviations and parameter counts: "
-            "README, *The methods*."),
+            "docs/methods.md."),
         nbformat.v4.new_code_cell(PARAMETERS, metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell(
             "from IPython.display import Markdown, display\n\n"
@@ -89,7 +89,7 @@ def evaluation_notebook() -> nbformat.NotebookNode:
             "# Evaluate one system\n\nThe untouched English pipeline (`method = \"english-backbone\"`, the reference "
             "row and the target of cross-lingual consistency), or any method whose training run exists under "
             "`<output_dir>/<preset>/<method>/<all|language>/<seed>/train/`. Nothing trains here. The protocol is "
-            "`xlcore.evaluate`'s (README, *Evaluation*)."),
+            "`xlcore.evaluate`'s (docs/evaluation.md)."),
         nbformat.v4.new_code_cell(
             PARAMETERS.replace('budget: float = 1.0  # share of each stage\'s training steps to run, in (0, 1]\n', "")
             .replace('preset: str = "toy"', 'method: str = "english-backbone"  # "english-backbone" or a trained method\n'
@@ -116,7 +116,7 @@ def analysis_notebook() -> nbformat.NotebookNode:
             "# Analysis\n\nEvery table and figure is drawn from the results table only: the mean over seeds of "
             "the latest run of each (method, language, seed) cell, with the standard deviation over seeds "
             "(\"n=1\" marks a single seed: no error bar is invented). On the toy preset these are world metrics "
-            "(README, *Evaluation*), not comparable with published numbers."),
+            "(docs/evaluation.md), not comparable with published numbers."),
         nbformat.v4.new_code_cell(
             'results_path: str = "papermill_runs/toy/results.csv"  # the preset\'s results table\n'
             'figures_dir: str = "figures"  # where PNG/SVG figures and tables/ (Markdown, LaTeX) are written',

@@ -46,11 +46,9 @@ def save_figure(fig: "plt.Figure", path: str | Path) -> list[Path]:
     return written
 
 
-def loss_figure(stage_dirs: dict[str, Path], title: str = "") -> "plt.Figure":
-    """One panel per training stage: every logged loss term against the step (from each train log)."""
-    from .train import read_log
-
-    stages = {stage: read_log(path) for stage, path in stage_dirs.items()}
+def loss_figure(stages: dict[str, list[dict[str, float]]], title: str = "") -> "plt.Figure":
+    """One panel per training stage: every logged loss term against the step (`stages`: stage -> the
+    records of its train log, `xlcore.train.read_log`)."""
     fig, axes = plt.subplots(1, len(stages), figsize=(4.2 * len(stages), 3.0), squeeze=False)
     for ax, (stage, records) in zip(axes.flat, stages.items()):
         terms = [k for k in (records[0] if records else {}) if k not in ("step", "lr", "grad_norm")]

@@ -1,4 +1,4 @@
-"""Markdown tables drawn from the results table (the README's numbers come from here)."""
+"""Markdown tables drawn from the results table (the numbers of README.md and docs/ come from here)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The fault suite's ledger: every test records the faults it injected and the bad inputs it tried, and
-the suite prints the tally at the end (`make test` shows it; the README keeps a copy, refreshed by
+the suite prints the tally at the end (`make test` shows it; docs/reliability.md keeps a copy, refreshed by
 `make fault-summary`, which sets XLCORE_FAULT_SUMMARY to the file to write)."""
 
 import importlib.util
