@@ -233,3 +233,25 @@ def test_incomplete_tokenizer_download_is_reported(tmp_path):
     (tmp_path / "tokenizer_config.json").write_text('{"tokenizer_class": "CLIPTokenizer"}')
     with pytest.raises(MissingWeightsError, match="incomplete"):
         sd15._load_tokenizer("CLIP tokenizer", str(tmp_path), local_files_only=True)
+
+
+def test_english_states_equal_the_stock_pipelines_encode_prompt():
+    """sd15's English conditioning is diffusers' StableDiffusionPipeline.encode_prompt exactly: unmasked
+    CLIP states over the 77 padded positions (with the mask, the padding positions' states differ)."""
+    from diffusers import StableDiffusionPipeline
+
+    from xlcore.backbone.sd15 import build_sd15_backbone_from_configs
+
+    bb = build_sd15_backbone_from_configs(small=True, device="cpu")
+    # CLIPModel's text tower is a CLIPTextModel (transformers 5), what the pipeline's text_encoder is
+    pipe = StableDiffusionPipeline(vae=bb.vae, text_encoder=bb.clip.text_model, tokenizer=bb.tokenizer, unet=bb.unet,
+                                   scheduler=bb.sample_scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    prompts = ["a red circle on the left", "two small blue squares above a large yellow star", ""]
+    with torch.no_grad():
+        expected, _ = pipe.encode_prompt(prompts, "cpu", 1, False)
+    states, _ = bb.encode_english(prompts)
+    torch.testing.assert_close(states, expected, rtol=1e-5, atol=1e-5)
+    masked = bb.clip.text_model(**{k: v for k, v in bb.tokenize_english(prompts).items()
+                                   if k in ("input_ids", "attention_mask")}).last_hidden_state
+    assert not torch.allclose(masked, expected, atol=1e-4)  # so the test can tell the two apart

@@ -73,6 +73,11 @@ class Backbone:
     scorer: nn.Module | None = None  # world attribute scorer (toy preset)
     dtype: torch.dtype = torch.float32
     info: dict[str, Any] = field(default_factory=dict)  # provenance: ids, data seed, reproduce command
+    # Whether the English text tower reads the attention mask. Stable Diffusion 1.5 was trained on, and
+    # diffusers' pipeline computes, unmasked CLIP states over all 77 padded positions (the padding
+    # positions' states differ with a mask, and the UNet attends to them); the toy CLIP and UNet were
+    # pretrained on masked states (xlcore/backbone/toy.py), so the toy keeps the mask.
+    english_attention_mask: bool = True
 
     def __post_init__(self) -> None:
         self.freeze()
@@ -129,10 +134,12 @@ class Backbone:
     @torch.no_grad()
     def english_text_outputs(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """The English text tower's outputs: `states` (B, L, D), the last hidden states after the final
-        layer norm, which is what Stable Diffusion 1.5 conditions on; `pooler` (B, D), the EOS state
+        layer norm, which is what Stable Diffusion 1.5 conditions on (unmasked on sd15, as diffusers'
+        `encode_prompt`: see `english_attention_mask`); `pooler` (B, D), the EOS state
         (AltCLIP's teacher target); `pooled` (B, P), the pooler output projected into the joint space."""
         tokens = self.tokenize_english(texts)
-        out = self.clip.text_model(input_ids=tokens["input_ids"], attention_mask=tokens.get("attention_mask"))
+        mask = tokens.get("attention_mask") if self.english_attention_mask else None
+        out = self.clip.text_model(input_ids=tokens["input_ids"], attention_mask=mask)
         return {"states": out.last_hidden_state, "pooler": out.pooler_output,
                 "pooled": self.clip.text_projection(out.pooler_output)}
 

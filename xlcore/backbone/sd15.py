@@ -425,7 +425,7 @@ def load_sd15_backbone(multilingual: str = "xlm-roberta-base", dtype: torch.dtyp
         preset="sd15", clip=clip, tokenizer=tokenizer, unet=unet, noise_scheduler=noise_scheduler,
         sample_scheduler=sample_scheduler, multilingual=encoder, multilingual_tokenizer=multilingual_tokenizer,
         image_size=unet.config.sample_size * 2 ** (len(vae.config.block_out_channels) - 1), vae=vae,
-        dtype=dtype,
+        dtype=dtype, english_attention_mask=False,  # as SD 1.5 was trained and diffusers' encode_prompt runs
         info={"source": "pretrained", "ids": {"unet": sd_id, "vae": sd_id, "scheduler": sd_id, "clip": clip_id,
                                               "tokenizer": clip_id, "multilingual": multilingual_id}},
     )
@@ -467,5 +467,5 @@ def build_sd15_backbone_from_configs(multilingual: str = "xlm-roberta-base", sma
               "architectures_of": {"unet": SD15_ID, "vae": SD15_ID, "clip": CLIP_ID,
                                    "multilingual": MULTILINGUAL_IDS[multilingual]},
               "multilingual_tokenizer": "byte-level stand-in (throughput only)"},
-        dtype=dtype,
+        dtype=dtype, english_attention_mask=False,
     )
