@@ -102,7 +102,7 @@ class RealCorpus(CorpusLanguages):
     trained on it."""
 
     def __init__(self, sources: Mapping[str, Mapping[str, Callable[[], Dataset]]], languages: Sequence[str],
-                 description: Mapping[str, Any], origin: str = "the data file"):
+                 description: Mapping[str, Any], origin: str = "the data file", evaluation: Any = None):
         unknown = sorted(set(sources) - set(REGIMES))
         if unknown:
             raise ValueError(f"unknown regimes {unknown}; regimes: {', '.join(REGIMES)}")
@@ -111,6 +111,7 @@ class RealCorpus(CorpusLanguages):
         if not self.languages or self.languages[0] != "en":
             raise ValueError(f"the corpus's languages must start with 'en': {self.languages}")
         self.description, self.origin = dict(description), origin
+        self.evaluation = evaluation  # the data file's evaluation section (`datafile.Evaluation`), or None
         self._built: dict[tuple[str, str], Dataset] = {}
 
     def descriptor(self) -> dict[str, Any]:

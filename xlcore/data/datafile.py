@@ -264,9 +264,8 @@ def load_data_file(path: str | Path, *, image_size: int, index_dir: str | Path) 
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     description = {"data_file": str(path), "sha256": digest, "image_size": settings["image_size"],
                    "validate_images": settings["validate_images"]}
-    corpus = RealCorpus(built, languages, description, origin=f"data file {path}")
-    corpus.evaluation = Evaluation(data["evaluation"], path) if data.get("evaluation") else None
-    return corpus
+    evaluation = Evaluation(data["evaluation"], path) if data.get("evaluation") else None
+    return RealCorpus(built, languages, description, origin=f"data file {path}", evaluation=evaluation)
 
 
 def corpus_for(study, *, image_size: int, output_dir: str | Path) -> Any:

@@ -233,6 +233,7 @@ class IndexedSource(Dataset):
     def __init__(self, files: Sequence[Path], language: str | None, *, index_dir: str | Path | None,
                  image_size: int | None, settings: dict[str, Any], name: str):
         self.files, self.language, self.image_size = list(files), language, image_size
+        self._numbers = {path: number for number, path in enumerate(self.files)}  # a file's place, in O(1)
         self.settings, self.name = settings, name
         self.index_dir = Path(index_dir) if index_dir else None
         self.bad = BadSamples(name)
@@ -396,7 +397,7 @@ class WebDatasetImageText(IndexedSource):
 
     def read(self, path: Path, entry: Any) -> dict[str, Any]:
         key, members = entry
-        number = self.files.index(path)
+        number = self._numbers[path]
         handle = self._open.get(number)
         if handle is None:  # one open handle per shard, read positionally (see `_member`)
             handle = self._open[number] = open(path, "rb")
@@ -519,7 +520,7 @@ class ParquetImageText(IndexedSource):
             return self._hf(path)[number]
         import pyarrow.parquet as pq
 
-        index = self.files.index(path)
+        index = self._numbers[path]
         if index not in self._tables:
             parquet = pq.ParquetFile(path)
             starts = np.cumsum([0] + [parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)])
@@ -567,7 +568,7 @@ class TableImageText(IndexedSource):
                          settings={**self.columns, "validate_images": self.validate})
 
     def _table(self, path: Path) -> list[dict]:
-        index = self.files.index(path)
+        index = self._numbers[path]
         if index not in self._rows_cache:
             try:
                 with open(path, newline="", encoding="utf-8-sig") as handle:
