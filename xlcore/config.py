@@ -178,7 +178,7 @@ def override(config: T, **changes: Any) -> T:
             node = node[part]
         if parts[-1] not in node:
             raise ConfigError(
-                f"{type(config).__name__}: unknown field {dotted!r}; see `python -m xlcore config --help-fields`"
+                f"{type(config).__name__}: unknown field {dotted!r}; `python -m xlcore config` lists every field"
             )
         node[parts[-1]] = value
     return from_dict(type(config), data)
