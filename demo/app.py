@@ -4,19 +4,26 @@ languages, and the cost/quality results.
     make demo                      # http://127.0.0.1:7860, the toy study's seed-0 runs
     python demo/app.py --help      # preset, seed, port, host, share
 
-Everything here is presentation: the models, the prompt checks and the numbers come from `xlcore`
-(`xlcore.serving.Catalogue` loads each trained run once and keeps it; `xlcore.analysis` reads the
-results table). Every callback turns an `XlcoreError` into a message in the page, never a traceback,
-and requests are queued with one drawing at a time (the models are shared).
+Everything here is presentation: the models, the prompt checks and readings and the numbers come from
+`xlcore` (`xlcore.serving.Catalogue` loads each trained run once and keeps it; `xlcore.prompts` reads a
+prompt with the world's grammars; `xlcore.analysis` reads the results table). Every callback turns an
+`XlcoreError` into a message in the page, never a traceback; every text the user typed is shown as typed
+(`literal`), never rendered; requests are queued with one drawing at a time (the models are shared).
+The Generate tab's settings travel in the URL (`?prompt=...&lang=de&seed=3&steps=25&guidance=4`).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import logging
 import os
+import tempfile
+import zipfile
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
+from urllib.parse import urlencode
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no telemetry
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -24,17 +31,22 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from xlcore.cell import ENGLISH_BACKBONE  # noqa: E402
-from xlcore.errors import XlcoreError  # noqa: E402
+from xlcore.config import LANGUAGE_NAMES  # noqa: E402
+from xlcore.errors import XlcoreError, code_span  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "demo" / "weights"  # half-precision copies of the toy study's seed-0 runs
-LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "cs": "Czech", "zh": "Chinese", "ja": "Japanese"}
 MAX_QUEUE = 16  # requests waiting beyond this are turned away by the queue, not left to pile up
-CSS = ".xl-note {font-size: 0.9em}"
+CSS = """
+.xl-note {font-size: 0.9em}
+.caption-label {white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
+  max-width: none !important}
+"""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -45,8 +57,27 @@ def _image(tensor) -> np.ndarray:
     return (tensor.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
 
 
-def _error_markdown(err: Exception) -> str:
+def literal(text: object) -> str:
+    """User text shown as typed, never rendered as Markdown or HTML (a code span, `xlcore.errors.code_span`)."""
+    return code_span(text)
+
+
+def _error_markdown(err: object) -> str:
     return f"**Cannot draw:** {err}"
+
+
+def reading_note(catalogue, prompt: str, language: str) -> str:
+    """What the world makes of the prompt (shown under the box as it is typed): the scene it parses to and
+    its English, or the words the world does not use and a script or language mismatch."""
+    if not prompt or not prompt.strip() or language not in catalogue.languages:
+        return ""
+    reading = catalogue.read(prompt, language)
+    if reading is None:
+        return ""
+    if reading.parsed:
+        return f"✓ {literal(prompt)} {reading.describe()}"
+    return (f"⚠ {literal(prompt)}: {reading.describe()}. The systems still draw it, but the world's models never "
+            "saw it (the examples are sentences they know).")
 
 
 def examples(catalogue, language: str) -> list[str]:
@@ -60,23 +91,120 @@ def examples(catalogue, language: str) -> list[str]:
     return prompts
 
 
-def generate(catalogue, prompt: str, language: str, seed: float = 0, steps: float = 25, guidance: float = 4.0):
-    """Generate tab: (gallery items, message). Every system draws the prompt with the same noise."""
+def example_choices(catalogue, language: str) -> list[tuple[str, str]]:
+    """(label, prompt) for the examples dropdown: each example with its English meaning."""
+    out = []
+    for text in examples(catalogue, language):
+        english = catalogue.english_version(text, language)
+        meaning = "" if language == "en" else f"  —  {english}" if english else "  —  (a culture concept English has no word for)"
+        out.append((text + meaning, text))
+    return out
+
+
+def prompt_for(catalogue, prompt: str, old: str, new: str) -> str:
+    """The prompt when the language changes from `old` to `new`: the same scene in the new language where
+    the world reads the prompt, else the new language's first example (never the old text in the new box)."""
+    reading = catalogue.read(prompt, old) if prompt and prompt.strip() and old in catalogue.languages else None
+    translated = reading.said_in(new) if reading is not None else None
+    return translated or (examples(catalogue, new) or [prompt])[0]
+
+
+def system_captions(catalogue, frame: pd.DataFrame | None) -> dict[str, str]:
+    """Per system, the gallery caption's fixed part: what it is, its trainable parameters (largest
+    stage) and training time (from the results table)."""
+    from xlcore.report import method_cost
+
+    costs = method_cost(frame) if frame is not None and not frame.empty else pd.DataFrame()
+    out = {ENGLISH_BACKBONE: f"{ENGLISH_BACKBONE} · the untouched English pipeline, drawing the English prompt"}
+    for name, entry in catalogue.entries.items():
+        parts = [name, entry.label]
+        if name in costs.index:
+            params, seconds = costs.at[name, "trainable_parameters"], costs.at[name, "train_seconds"]
+            if pd.notna(params):
+                parts.append(f"{int(params):,} trainable")
+            if pd.notna(seconds):
+                parts.append(f"trained {'≥' if not costs.at[name, 'time_complete'] else ''}{seconds / 60:.1f} min")
+        elif not entry.trainable:
+            parts.append("trains nothing")
+        out[name] = " · ".join(parts)
+    return out
+
+
+def _download(drawn, prompt: str, language: str, seed: int, steps: int, guidance: float) -> str | None:
+    """A zip of every image drawn (PNG) and rows.csv (system, prompt, settings, seconds, parameters, note)."""
+    ok = [d for d in drawn if d.ok]
+    if not ok:
+        return None
+    handle, path = tempfile.mkstemp(prefix="xlcore-demo-", suffix=".zip")
+    os.close(handle)
+    rows = io.StringIO()
+    writer = csv.writer(rows)
+    writer.writerow(["system", "prompt", "language", "seed", "steps", "guidance", "seconds", "trainable_parameters",
+                     "note", "image"])
+    with zipfile.ZipFile(path, "w") as archive:
+        for d in ok:
+            buffer = io.BytesIO()
+            Image.fromarray(_image(d.image)).save(buffer, format="PNG")
+            archive.writestr(f"{d.name}.png", buffer.getvalue())
+            writer.writerow([d.name, prompt, language, seed, steps, guidance, f"{d.seconds:.3f}", d.trainable_parameters,
+                             d.message, f"{d.name}.png"])
+        archive.writestr("rows.csv", rows.getvalue())
+    return path
+
+
+def settings_link(prompt: str, language: str, seed, steps, guidance) -> str:
+    """A link to the page with these settings filled in."""
+    query = urlencode({"prompt": prompt, "lang": language, "seed": int(seed), "steps": int(steps),
+                       "guidance": float(guidance)})
+    return f"[Link to these settings](?{query})"
+
+
+def generate_each(catalogue, captions: dict[str, str], prompt: str, language: str, names: Sequence[str] | None = None,
+                  seed: float = 0, steps: float = 25, guidance: float = 4.0) -> Iterator[tuple]:
+    """Generate tab: (gallery items, message, timing table, download) after each system finishes, so every
+    image appears as its method is done. Every system draws the prompt with the same noise."""
+    names = list(names) if names else [ENGLISH_BACKBONE, *catalogue.entries]
     try:
-        checked, drawn = catalogue.draw(prompt, language, seed=int(seed), steps=int(steps), guidance_scale=float(guidance))
+        checked = catalogue.check(prompt, language)
     except XlcoreError as err:
-        return [], _error_markdown(err)
-    items = [(_image(d.image), d.caption()) for d in drawn if d.ok]
-    lines = [f"Drew **{checked.text}** ({LANGUAGE_NAMES.get(language, language)}) with {len(items)} systems."]
-    lines += [f"- note: {note}" for note in checked.notes]
-    if items:
-        lines += ["", "| system | seconds | trainable parameters | note |", "| --- | ---: | ---: | --- |"]
-        lines += [f"| {d.name} | {d.seconds:.2f} | {d.trainable_parameters:,} | {d.message} |" for d in drawn if d.ok]
+        yield [], _error_markdown(err), pd.DataFrame(), None
+        return
+    head = [f"Drawing {literal(checked.text)} ({LANGUAGE_NAMES.get(language, language)}) with {len(names)} systems"]
+    head += [f"- note: {note}" for note in checked.notes]
+    drawn, items = [], []
+    for d in catalogue.draw_each(checked, language, names=names, seed=int(seed), steps=int(steps),
+                                 guidance_scale=float(guidance)):
+        drawn.append(d)
+        if d.ok:
+            extra = f" · {d.message}" if d.message else ""
+            items.append((_image(d.image), f"{captions.get(d.name, d.name)} · {d.seconds:.2f} s{extra}"))
+        progress = f"{len(drawn)} of {len(names)} drawn" + (f" (now: {d.name})" if len(drawn) < len(names) else "")
+        yield list(items), _message(head, drawn, progress), _timings(drawn), None
+    done = [f"Drew {literal(checked.text)} ({LANGUAGE_NAMES.get(language, language)}) with {len(items)} systems."]
+    done += head[1:]
+    yield items, _message(done, drawn, settings_link(checked.text, language, seed, steps, guidance)), _timings(drawn), \
+        _download(drawn, checked.text, language, int(seed), int(steps), float(guidance))
+
+
+def _message(head: list[str], drawn, tail: str) -> str:
+    lines = list(head)
     missing = [d for d in drawn if not d.ok]
     if missing:
         lines.append("\nUnavailable here:")
         lines += [f"- **{d.name}**: {d.message}" for d in missing]
-    return items, "\n".join(lines)
+    return "\n".join(lines + ["", tail])
+
+
+def _timings(drawn) -> pd.DataFrame:
+    return pd.DataFrame([{"system": d.name, "seconds": round(d.seconds, 2), "trainable parameters": d.trainable_parameters,
+                          "note": d.message} for d in drawn if d.ok])
+
+
+def generate(catalogue, prompt: str, language: str, seed: float = 0, steps: float = 25, guidance: float = 4.0,
+             names: Sequence[str] | None = None):
+    """Every system at once: (gallery items, message) of the last step of `generate_each`."""
+    *_, last = generate_each(catalogue, {}, prompt, language, names, seed, steps, guidance)
+    return last[0], last[1]
 
 
 def compare(catalogue, method: str, english_prompt: str, seed: float = 0, steps: float = 25, guidance: float = 4.0):
@@ -87,15 +215,17 @@ def compare(catalogue, method: str, english_prompt: str, seed: float = 0, steps:
     by_english = {item.captions["en"]: item for item in world.generation_prompts()}
     item = by_english.get(english_prompt)
     if item is None:
-        return [], _error_markdown(f"{english_prompt!r} is not one of the world's parallel prompts; pick one from the list")
+        return [], _error_markdown(f"{literal(english_prompt)} is not one of the world's parallel prompts; pick one "
+                                   "from the list")
     if method != ENGLISH_BACKBONE and method not in catalogue.entries:
-        return [], _error_markdown(f"unknown method {method!r}")
+        return [], _error_markdown(f"unknown method {literal(method)}")
     languages = [lang for lang in catalogue.languages
                  if not (method == ENGLISH_BACKBONE and lang != "en")]
     drawn = catalogue.draw_languages(method, {lang: item.captions[lang] for lang in languages}, seed=int(seed),
                                      steps=int(steps), guidance_scale=float(guidance))
     items = [(_image(d.image), f"{d.label}: {item.captions[d.label]} · {d.seconds:.2f} s") for d in drawn if d.ok]
-    lines = [f"**{method}**: the same prompt and noise in {len(items)} languages."]
+    lines = [f"**{method}**: the same prompt and noise in {len(items)} languages (seed {int(seed)}, {int(steps)} steps, "
+             f"guidance {float(guidance):g})."]
     lines += [f"- **{d.name}**: {d.message}" for d in drawn if not d.ok]
     return items, "\n".join(lines)
 
@@ -112,23 +242,30 @@ def results_frame(results_path: Path) -> pd.DataFrame | None:
         return None
 
 
-def quality_plot(frame: pd.DataFrame | None, metric: str, cost: str, language: str) -> tuple[pd.DataFrame, str]:
-    """Results tab: the scatter's points (method, cost, quality, Pareto front) and a caption."""
-    from xlcore.analysis import COST_AXES, quality_points
+def results_view(frame: pd.DataFrame | None, metric: str, cost: str, language: str):
+    """Results tab, rebuilt whole on every change: (figure, the rows it plots, caption). The figure and the
+    rows come from the same `quality_points`, so the plot can never show another selection's numbers."""
+    from xlcore.analysis import COST_AXES, METRIC_LABELS, quality_figure, quality_points
+    from xlcore.plotting import plt
 
-    columns = ["method", "cost", "quality", "front"]
+    columns = ["method", "quality (mean)", "std", "seeds", "cost", "Pareto front"]
     if frame is None:
-        return pd.DataFrame(columns=columns), "No results table yet: run `make study`."
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        ax.text(0.5, 0.5, "no results table yet: run `make study`", ha="center", transform=ax.transAxes)
+        return fig, pd.DataFrame(columns=columns), "No results table yet: run `make study`."
     points = quality_points(frame, metric, None if language == "all" else language)
-    points = points.dropna(subset=[cost, "mean"])
-    points = points[points[cost] > 0]
-    if points.empty:
-        return pd.DataFrame(columns=columns), f"No method has both {metric} and {COST_AXES[cost]} here."
-    data = pd.DataFrame({"method": points["method"], "cost": np.log10(points[cost].astype(float)),
-                         "quality": points["mean"].astype(float),
-                         "front": np.where(points[f"front_{cost}"], "Pareto front", "dominated")})
-    front = ", ".join(points.loc[points[f"front_{cost}"], "method"])
-    return data, f"x: log10 of {COST_AXES[cost]}. On the Pareto front: {front or '-'}."
+    where = "over each method's target languages" if language == "all" else f"in {LANGUAGE_NAMES.get(language, language)}"
+    fig = quality_figure(points, metric, cost, title=f"{METRIC_LABELS.get(metric, metric)}, {where}")
+    shown = points.dropna(subset=["mean"])
+    rows = pd.DataFrame({"method": shown["method"], "quality (mean)": shown["mean"].round(4),
+                         "std": shown["std"].round(4), "seeds": shown["n"], "cost": shown[cost].round(1),
+                         "Pareto front": shown[f"front_{cost}"].map({True: "yes", False: ""})})
+    plotted = rows[rows["cost"].notna() & (rows["cost"] > 0)]
+    front = ", ".join(plotted.loc[plotted["Pareto front"] == "yes", "method"])
+    caption = (f"x: {COST_AXES[cost]}, log scale; y: {METRIC_LABELS.get(metric, metric)} {where}, mean over seeds with "
+               f"its std as the error bar. On the Pareto front: {front or '-'}. Rows without a cost (the references) "
+               "are drawn as lines.")
+    return fig, rows, caption
 
 
 def filtered_table(table: pd.DataFrame, methods: Sequence[str], languages: Sequence[str]) -> pd.DataFrame:
@@ -147,6 +284,21 @@ def filtered_table(table: pd.DataFrame, methods: Sequence[str], languages: Seque
     return flat
 
 
+def settings_from_url(request: gr.Request | None, languages: Sequence[str], default_prompt: str, steps: int):
+    """The Generate tab's inputs from the page's query (`?prompt=...&lang=...&seed=...`), defaults otherwise."""
+    query = dict(request.query_params) if request is not None else {}
+    language = query.get("lang") if query.get("lang") in languages else "de"
+
+    def number(key, default, kind):
+        try:
+            return kind(query[key])
+        except (KeyError, ValueError):
+            return default
+
+    return (query.get("prompt") or default_prompt, language, number("seed", 0, int), number("steps", steps, int),
+            number("guidance", 4.0, float))
+
+
 # --------------------------------------------------------------------------------------------------
 # The app
 
@@ -156,7 +308,7 @@ def create_demo(output_dir: str | Path = REPO / "papermill_runs", preset: str = 
                 max_queue: int = MAX_QUEUE) -> gr.Blocks:
     """The demo over the trained runs of `preset` and `seed` under `output_dir` (falling back to the
     shipped copies) and its results table."""
-    from xlcore.analysis import COST_AXES, GENERATION_METRICS, audit_claims, generation_table, retrieval_table
+    from xlcore.analysis import COST_AXES, METRIC_LABELS, audit_claims, generation_table, retrieval_table
     from xlcore.serving import Catalogue
 
     output_dir = Path(output_dir)
@@ -165,9 +317,9 @@ def create_demo(output_dir: str | Path = REPO / "papermill_runs", preset: str = 
     results_path = output_dir / preset / "results.csv"
     frame = results_frame(results_path)
     systems = [ENGLISH_BACKBONE, *catalogue.entries]
+    captions = system_captions(catalogue, frame)
     language_choices = [(f"{LANGUAGE_NAMES.get(code, code)} ({code})", code) for code in catalogue.languages]
-    metrics = {"consistency_clip_cos": GENERATION_METRICS["consistency_clip_cos"][0],
-               **{m: label for m, (label, _, _) in GENERATION_METRICS.items()}, "mean_recall": "retrieval mean recall"}
+    first_prompt = (examples(catalogue, "de") or [""])[0]
 
     with gr.Blocks(title="Cross-lingual adaptation of a frozen text-to-image model") as demo:
         gr.Markdown(f"# Cross-lingual adaptation of a frozen text-to-image model\n"
@@ -179,27 +331,55 @@ def create_demo(output_dir: str | Path = REPO / "papermill_runs", preset: str = 
 
         with gr.Tab("Generate", id="generate"):
             with gr.Row():
-                prompt = gr.Textbox(label="Prompt", lines=2, scale=4, elem_id="prompt",
-                                    value=(examples(catalogue, "de") or [""])[0])
+                prompt = gr.Textbox(label="Prompt", lines=2, scale=4, elem_id="prompt", value=first_prompt)
                 language = gr.Dropdown(language_choices, value="de", label="Language", scale=1, elem_id="language")
-            example = gr.Dropdown(examples(catalogue, "de"), label="Examples (world prompts, then culture concepts)",
-                                  value=None, elem_id="examples")
-            with gr.Accordion("Advanced", open=False):
-                seed_box = gr.Number(value=0, precision=0, label="Seed", minimum=0)
-                steps_box = gr.Slider(1, 50, value=steps, step=1, label="Sampling steps (DDIM)")
-                guidance_box = gr.Slider(1.0, 10.0, value=4.0, step=0.5, label="Guidance scale")
+            reading = gr.Markdown(reading_note(catalogue, first_prompt, "de"), elem_id="prompt-reading",
+                                  elem_classes="xl-note")
+            example = gr.Dropdown(example_choices(catalogue, "de"), value=None, elem_id="examples",
+                                  label="Examples (what the world's models know), with their English meaning")
+            picked = gr.CheckboxGroup(systems, value=systems, label="Systems to draw (none ticked: all)", elem_id="systems")
+            with gr.Accordion("Settings", open=False, elem_id="settings-accordion"):
+                seed_box = gr.Number(value=0, precision=0, label="Seed", minimum=0, elem_id="seed")
+                steps_box = gr.Slider(1, 50, value=steps, step=1, label="Sampling steps (DDIM)", elem_id="steps")
+                guidance_box = gr.Slider(1.0, 10.0, value=4.0, step=0.5, label="Guidance scale", elem_id="guidance")
             button = gr.Button("Generate", variant="primary", elem_id="generate-button")
-            message = gr.Markdown(elem_id="generate-message", elem_classes="xl-note")
-            gallery = gr.Gallery(label="One prompt, every method (same noise)", columns=6, height="auto",
+            gallery = gr.Gallery(label="One prompt, every method (same noise)", columns=6, height=None, object_fit="contain",
                                  elem_id="generate-gallery", format="png")
-            status = pd.DataFrame(catalogue.status()).fillna("")
-            with gr.Accordion("Systems and where their weights are", open=False):
-                gr.Dataframe(status, interactive=False, wrap=True)
+            message = gr.Markdown(elem_id="generate-message", elem_classes="xl-note")
+            download = gr.File(label="All images and their rows (zip)", elem_id="download", interactive=False)
+            with gr.Accordion("Timings", open=False):
+                timings = gr.Dataframe(interactive=False, wrap=True, elem_id="timings")
+            gr.Markdown("### Systems: what each is, and where its weights are")
+            systems_table = pd.DataFrame(catalogue.status()).fillna("")
+            systems_table = systems_table[[c for c in ("system", "label", "status", "weights", "train with")
+                                           if c in systems_table]].rename(columns={"label": "what it is"})
+            gr.Dataframe(systems_table, interactive=False, wrap=True, elem_id="systems-table",
+                         column_widths=["14%", "40%", "10%", "16%", "20%"][:len(systems_table.columns)])
 
-            language.change(lambda lang: gr.update(choices=examples(catalogue, lang), value=None), language, example)
-            example.change(lambda text, current: text or current, [example, prompt], prompt)
-            button.click(lambda *a: generate(catalogue, *a), [prompt, language, seed_box, steps_box, guidance_box],
-                         [gallery, message], concurrency_limit=1, concurrency_id="draw", api_name="generate")
+            def switch_language(lang, text, previous):
+                if lang == previous:  # the dropdown can report one choice twice: the second must change nothing
+                    return gr.update(), gr.update(), lang
+                return (gr.update(choices=example_choices(catalogue, lang), value=None),
+                        prompt_for(catalogue, text, previous, lang), lang)
+
+            previous_language = gr.State("de")
+            # .input: the user's changes only (a programmatic update, e.g. from the URL, must not re-fire them)
+            language.input(switch_language, [language, prompt, previous_language], [example, prompt, previous_language])
+            example.input(lambda text, current: text or current, [example, prompt], prompt)
+            prompt.change(lambda text, lang: reading_note(catalogue, text, lang), [prompt, language], reading)
+            def run_generate(text, lang, names, seed_value, steps_value, guidance_value):
+                yield from generate_each(catalogue, captions, text, lang, names, seed_value, steps_value, guidance_value)
+
+            def from_url(request: gr.Request):
+                values = settings_from_url(request, catalogue.languages, first_prompt, steps)
+                return (*values, values[1], reading_note(catalogue, values[0], values[1]),
+                        gr.update(choices=example_choices(catalogue, values[1]), value=None))
+
+            button.click(run_generate, [prompt, language, picked, seed_box, steps_box, guidance_box],
+                         [gallery, message, timings, download], concurrency_limit=1, concurrency_id="draw",
+                         api_name="generate")
+            demo.load(from_url, None, [prompt, language, seed_box, steps_box, guidance_box, previous_language, reading,
+                                       example])
 
         with gr.Tab("Compare languages", id="compare"):
             english_prompts = [item.captions["en"] for item in catalogue.world.generation_prompts()[:20]] \
@@ -209,36 +389,39 @@ def create_demo(output_dir: str | Path = REPO / "papermill_runs", preset: str = 
                                      label="Method", elem_id="compare-method")
                 parallel = gr.Dropdown(english_prompts, value=english_prompts[0] if english_prompts else None,
                                        label="Prompt (shown in English; drawn in each language)")
+            with gr.Row():
+                compare_seed = gr.Number(value=0, precision=0, label="Seed", minimum=0, elem_id="compare-seed")
+                compare_steps = gr.Slider(1, 50, value=steps, step=1, label="Sampling steps (DDIM)",
+                                          elem_id="compare-steps")
+                compare_guidance = gr.Slider(1.0, 10.0, value=4.0, step=0.5, label="Guidance scale",
+                                             elem_id="compare-guidance")
             compare_button = gr.Button("Draw in every language", variant="primary", elem_id="compare-button")
-            compare_message = gr.Markdown(elem_id="compare-message", elem_classes="xl-note")
             compare_gallery = gr.Gallery(label="One method, six languages", columns=6, height="auto", format="png",
                                          elem_id="compare-gallery")
+            compare_message = gr.Markdown(elem_id="compare-message", elem_classes="xl-note")
             compare_button.click(lambda m, p, s, n, g: compare(catalogue, m, p, s, n, g),
-                                 [method, parallel, seed_box, steps_box, guidance_box], [compare_gallery, compare_message],
-                                 concurrency_limit=1, concurrency_id="draw", api_name="compare")
+                                 [method, parallel, compare_seed, compare_steps, compare_guidance],
+                                 [compare_gallery, compare_message], concurrency_limit=1, concurrency_id="draw",
+                                 api_name="compare")
 
         with gr.Tab("Results", id="results"):
             if frame is None:
                 gr.Markdown(f"No results table at `{results_path}` yet: run `make study`.", elem_id="no-results")
+            metrics = ["consistency_clip_cos", *[m for m in METRIC_LABELS if m != "consistency_clip_cos"]]
             with gr.Row():
-                metric = gr.Dropdown([(label, m) for m, label in metrics.items()], value="consistency_clip_cos",
-                                     label="Quality metric")
+                metric = gr.Dropdown([(METRIC_LABELS[m], m) for m in metrics], value="consistency_clip_cos",
+                                     label="Quality metric", elem_id="metric")
                 cost = gr.Dropdown([(label, c) for c, label in COST_AXES.items()], value="trainable_parameters",
-                                   label="Cost")
+                                   label="Cost", elem_id="cost")
                 plot_language = gr.Dropdown([("all target languages (mean)", "all"), *language_choices], value="all",
-                                            label="Language")
-            first, first_caption = quality_plot(frame, "consistency_clip_cos", "trainable_parameters", "all")
-            plot = gr.ScatterPlot(first, x="cost", y="quality", color="front", tooltip=["method", "cost", "quality"],
-                                  x_title="log10 cost", y_title="quality", height=380, elem_id="quality-plot",
-                                  color_map={"Pareto front": "#d62728", "dominated": "#1f77b4"})
-            plot_caption = gr.Markdown(first_caption, elem_id="plot-caption")
-
-            def redraw(m, c, lang):
-                data, caption = quality_plot(frame, m, c, lang)
-                return gr.update(value=data, y_title=metrics[m]), caption
-
+                                            label="Language", elem_id="plot-language")
+            figure, rows, caption = results_view(frame, "consistency_clip_cos", "trainable_parameters", "all")
+            plot = gr.Plot(figure, elem_id="quality-plot", format="png")
+            plot_caption = gr.Markdown(caption, elem_id="plot-caption")
+            plot_rows = gr.Dataframe(rows, interactive=False, elem_id="plot-rows", label="The rows behind the plot")
             for control in (metric, cost, plot_language):
-                control.change(redraw, [metric, cost, plot_language], [plot, plot_caption])
+                control.change(lambda m, c, lang: results_view(frame, m, c, lang), [metric, cost, plot_language],
+                               [plot, plot_rows, plot_caption])
 
             tables = {"retrieval": retrieval_table(frame) if frame is not None else pd.DataFrame(),
                       "generation": generation_table(frame) if frame is not None else pd.DataFrame()}
@@ -284,7 +467,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     demo = create_demo(args.output_dir, args.preset, args.seed, steps=args.steps, max_queue=args.max_queue)
     # No allowed_paths: the server hands out only the files its own components produced.
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=False)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=False, css=CSS)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from demo.app import compare, create_demo, examples, filtered_table, generate, quality_plot
+from demo.app import (compare, create_demo, example_choices, examples, filtered_table, generate, generate_each, literal,
+                      prompt_for, reading_note, results_view, settings_from_url)
 from xlcore.errors import PromptError
 from xlcore.methods._base import build_method
 from xlcore.prompts import check_prompt
@@ -76,10 +77,21 @@ def test_overlong_prompt_is_truncated_with_a_visible_note(catalogue):
     assert items and "note: truncated to" in message
 
 
-def test_english_reference_needs_an_english_version(catalogue):
+def test_systems_that_need_an_exact_english_refuse_what_the_world_cannot_read(catalogue):
+    """The English reference and the translation oracle draw only an exact translation: a culture concept
+    (English has no word for it) or a sentence from outside the world is refused with the reason, never
+    drawn from untranslated text; case and spacing do not matter."""
     culture = examples(catalogue, "ja")[-1]
-    _, message = generate(catalogue, culture, "ja", 0, STEPS, 4.0)
-    assert "**english-backbone**: no English version of this prompt is known" in message
+    items, message = generate(catalogue, culture, "ja", 0, STEPS, 4.0, names=["english-backbone", "translate_oracle"])
+    assert items == [] and "**english-backbone**: unavailable: the world has no exact English" in message
+    assert "**translate_oracle**: unavailable" in message
+    items, message = generate(catalogue, "a photo of a cat", "de", 0, STEPS, 4.0, names=["translate_oracle"])
+    assert items == [] and "words the world does not use here:" in message and "photo" in message and "cat" in message
+    prompt = catalogue.world.generation_prompts()[0].captions["de"]
+    sloppy = "  " + prompt.lower().replace(" ", "   ") + " "
+    items, message = generate(catalogue, sloppy, "de", 0, STEPS, 4.0, names=["english-backbone", "translate_oracle"])
+    english = catalogue.world.generation_prompts()[0].captions["en"]
+    assert len(items) == 2 and f"drew the English: {english}" in items[0][1]
 
 
 def test_examples_and_compare(catalogue):
@@ -93,16 +105,32 @@ def test_examples_and_compare(catalogue):
     assert items == [] and "not one of the world's parallel prompts" in message
 
 
-def test_results_views(tmp_path):
+@pytest.mark.parametrize("metric, cost, language", [("consistency_clip_cos", "trainable_parameters", "all"),
+                                                    ("fid_scorer256", "train_seconds", "all"),
+                                                    ("compositional_all", "trainable_parameters", "de"),
+                                                    ("mean_recall", "train_seconds", "zh")])
+def test_the_results_plot_shows_exactly_the_selected_numbers(metric, cost, language):
+    """Each change rebuilds the figure and its rows from the results table: what is drawn (the error-bar
+    points) is the selection's means, the rows are the same numbers, and the front follows the metric's
+    direction (lower FID is better)."""
+    from xlcore.analysis import GENERATION_METRICS, quality_points
     from xlcore.results import ResultsStore
 
     frame = ResultsStore("papermill_runs/toy/results.csv").read()
-    data, caption = quality_plot(frame, "consistency_clip_cos", "trainable_parameters", "all")
-    assert set(data.columns) == {"method", "cost", "quality", "front"} and len(data) >= 3
-    assert "Pareto front" in set(data["front"]) and "On the Pareto front:" in caption
-    front = data[data["front"] == "Pareto front"].sort_values("cost")
-    assert front["quality"].is_monotonic_increasing  # along the front, more cost buys more quality
-    empty, caption = quality_plot(None, "consistency_clip_cos", "trainable_parameters", "all")
+    figure, rows, caption = results_view(frame, metric, cost, language)
+    expected = quality_points(frame, metric, None if language == "all" else language).set_index("method")
+    drawn = [(x, y) for line in figure.axes[0].lines if line.get_marker() == "o"
+             for x, y in zip(line.get_xdata(), line.get_ydata())]
+    plotted = expected.dropna(subset=[cost, "mean"])
+    plotted = plotted[plotted[cost] > 0]
+    assert sorted(drawn) == sorted(zip(plotted[cost], plotted["mean"]))
+    assert dict(zip(rows["method"], rows["quality (mean)"])) == pytest.approx(expected["mean"].dropna().round(4).to_dict())
+    higher_better = GENERATION_METRICS.get(metric, (None, None, True))[2]
+    front = plotted[plotted[f"front_{cost}"]].sort_values(cost)["mean"]
+    assert front.is_monotonic_increasing if higher_better else front.is_monotonic_decreasing
+    assert ("higher is better" if higher_better else "lower is better") in figure.axes[0].get_ylabel()
+    assert "log scale" in figure.axes[0].get_xlabel() and "On the Pareto front:" in caption
+    _, empty, caption = results_view(None, metric, cost, language)
     assert empty.empty and "make study" in caption
     table = pd.DataFrame({"de": ["1"], "zh": ["2"]}, index=pd.Index(["iap"], name="method"))
     assert list(filtered_table(table, ["iap"], ["de"]).columns) == ["method", "de"]
@@ -111,5 +139,57 @@ def test_results_views(tmp_path):
 
 def test_app_builds_without_results_or_runs(tmp_path):
     demo = create_demo(tmp_path, shipped=())
-    text = json.dumps(demo.config)
+    text = json.dumps(demo.config, default=str)
     assert "No results table" in text and "No trained method is here yet" in text
+
+
+def test_user_text_is_shown_as_typed_never_rendered(catalogue):
+    for text in ("<img src=x onerror=alert(1)>", "**bold** _it_", "a `tick` and ``two``", "`edge`"):
+        shown = literal(text)
+        fence = shown[:len(shown) - len(shown.lstrip("`"))]
+        assert shown.startswith(fence) and shown.endswith(fence) and fence not in shown[len(fence):-len(fence)]
+        assert text.strip("`") in shown
+    _, message = generate(catalogue, "<img src=x> **bold**", "de", 0, STEPS, 4.0, names=["untrained"])
+    assert "`<img src=x> **bold**`" in message
+
+
+def test_the_page_says_what_the_world_makes_of_a_prompt(catalogue):
+    prompt = catalogue.world.generation_prompts()[0].captions["de"]
+    assert reading_note(catalogue, prompt, "de").startswith("✓") and "in English:" in reading_note(catalogue, prompt, "de")
+    assert "words the world does not use here: `photo`, `cat`" in reading_note(catalogue, "a photo of a cat", "en")
+    assert "non-Latin" in reading_note(catalogue, "Красный круг", "de")
+    assert "the words are German, not Chinese" in reading_note(catalogue, "Ein roter Kreis", "zh")
+
+
+def test_examples_carry_their_english_and_a_new_language_gets_its_own_prompt(catalogue):
+    choices = example_choices(catalogue, "de")
+    english = catalogue.world.generation_prompts()[0].captions["en"]
+    assert choices[0] == (f"{examples(catalogue, 'de')[0]}  —  {english}", examples(catalogue, "de")[0])
+    assert "culture concept" in choices[-1][0]
+    german = catalogue.world.generation_prompts()[3].captions["de"]
+    assert prompt_for(catalogue, german, "de", "fr") == catalogue.world.generation_prompts()[3].captions["fr"]
+    assert prompt_for(catalogue, "irgendwas", "de", "ja") == examples(catalogue, "ja")[0]
+
+
+def test_images_appear_as_each_method_finishes_and_the_set_downloads(catalogue):
+    import zipfile
+
+    prompt = catalogue.world.generation_prompts()[0].captions["de"]
+    steps = list(generate_each(catalogue, {}, prompt, "de", ["english-backbone", "untrained", "translate_oracle"], 3,
+                               STEPS, 4.0))
+    assert [len(items) for items, *_ in steps] == [1, 2, 3, 3]
+    assert "1 of 3 drawn" in steps[0][1] and steps[0][3] is None
+    _, message, timings, archive = steps[-1]
+    assert "Link to these settings](?prompt=" in message and "seed=3" in message and list(timings["system"])[0] == "english-backbone"
+    with zipfile.ZipFile(archive) as opened:
+        names = set(opened.namelist())
+        assert names == {"english-backbone.png", "untrained.png", "translate_oracle.png", "rows.csv"}
+        assert "untrained," in opened.read("rows.csv").decode()
+
+
+def test_settings_come_from_the_url():
+    class Request:
+        query_params = {"prompt": "Ein roter Kreis", "lang": "fr", "seed": "7", "steps": "x", "guidance": "2.5"}
+
+    assert settings_from_url(Request(), ("en", "de", "fr"), "default", 25) == ("Ein roter Kreis", "fr", 7, 25, 2.5)
+    assert settings_from_url(None, ("en", "de"), "default", 25) == ("default", "de", 0, 25, 4.0)

@@ -61,8 +61,36 @@ def expected_systems() -> int:
     return 1 + len(METHODS.names())
 
 
+def pick(page, dropdown: str, option: str) -> None:
+    page.locator(f"{dropdown} input").click()
+    page.locator(dropdown).get_by_role("option", name=option, exact=True).click()
+
+
+def only_systems(page, keep: set[str]) -> None:
+    """Tick exactly the systems in `keep` (labels are matched exactly: `translate` is not `translate_oracle`)."""
+    for label in page.locator("#systems label").all():
+        name = label.inner_text().strip()
+        if label.locator("input").is_checked() != (name in keep):
+            label.click()
+
+
+def generated(page, n: int) -> None:
+    page.click("#generate-button")
+    page.wait_for_function("document.querySelector('#generate-message').innerText.startsWith('Drew')", timeout=180_000)
+    page.wait_for_function(f"document.querySelectorAll('#generate-gallery img').length >= {n}", timeout=60_000)
+
+
+def table_rows(page, selector: str) -> list[list[str]]:
+    """The cells of a Gradio Dataframe as shown (its virtual rows; the hidden sizing table is skipped)."""
+    return [[cell.inner_text().strip() for cell in row.locator("[role=gridcell]").all()]
+            for row in page.locator(f"{selector} [role=row].virtual-row").all()]
+
+
 def test_demo_in_a_browser(served_app, tmp_path):
     from playwright.sync_api import sync_playwright
+
+    from xlcore.analysis import quality_points
+    from xlcore.results import ResultsStore
 
     shots = [tmp_path]
     if os.environ.get("XLCORE_DEMO_SCREENSHOTS"):
@@ -78,29 +106,85 @@ def test_demo_in_a_browser(served_app, tmp_path):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(served_app)
         page.wait_for_selector("#prompt textarea", timeout=60_000)
+
+        # Every system draws; images arrive as each finishes; the gallery comes first, captions in full
         page.fill("#prompt textarea", GERMAN_PROMPT)
-        page.click("#generate-button")
+        page.wait_for_function("document.querySelector('#prompt-reading').innerText.includes('A red circle above a blue square')")
         n = expected_systems()
-        page.wait_for_function(f"document.querySelectorAll('#generate-gallery img').length >= {n}", timeout=180_000)
+        page.click("#generate-button")
+        page.wait_for_function("/\\d+ of \\d+ drawn/.test(document.querySelector('#generate-message').innerText)",
+                               timeout=120_000)  # a progress line while the later systems still draw
+        page.wait_for_function("document.querySelector('#generate-message').innerText.startsWith('Drew')", timeout=180_000)
         message = page.inner_text("#generate-message")
         assert GERMAN_PROMPT in message and f"with {n} systems" in message and "Unavailable" not in message
         assert page.locator("#generate-gallery img").count() == n
+        captions = page.locator("#generate-gallery .caption-label").all_inner_texts()
+        assert any("PEA-Diffusion: one small adapter per language" in c and "trainable" in c and "min" in c for c in captions)
+        assert page.locator("#generate-gallery").bounding_box()["y"] < page.locator("#generate-message").bounding_box()["y"]
+        assert page.locator("#download a").first.get_attribute("href").endswith(".zip")
         screenshot(page, "generate")
 
+        # The method picker, and user text shown as typed: no markup is rendered
+        only_systems(page, {"untrained", "translate_oracle"})
+        page.fill("#prompt textarea", "<img src=x> **bold** a photo")
+        generated(page, 1)
+        assert page.locator("#generate-gallery img").count() == 1  # untrained draws; the oracle refuses
+        assert page.locator("#generate-message img, #generate-message strong:has-text('bold')").count() == 0
+        assert "<img src=x> **bold** a photo" in page.inner_text("#generate-message")
+        assert "translate_oracle: unavailable" in page.inner_text("#generate-message")
+        assert "words the world does not use here" in page.inner_text("#prompt-reading")
+
+        # Words from another language, and examples with their English meaning for the chosen language
+        page.fill("#prompt textarea", "Красный круг")
+        page.wait_for_function("document.querySelector('#prompt-reading').innerText.includes('non-Latin')")
+        page.fill("#prompt textarea", GERMAN_PROMPT)
+        pick(page, "#language", "French (fr)")
+        page.wait_for_function("document.querySelector('#prompt textarea').value.startsWith('Un cercle rouge')")
+        page.locator("#examples input").click()
+        options = page.locator("#examples").get_by_role("option").all_inner_texts()
+        assert options and all(" — " in option for option in options[:8]) and not any("Ein " in o for o in options)
+        page.keyboard.press("Escape")
+
+        # The Compare tab has its own settings
         page.get_by_role("tab", name="Compare languages").click()
+        page.locator("#compare-seed input").fill("3")
         page.click("#compare-button")
         page.wait_for_function("document.querySelectorAll('#compare-gallery img').length >= 6", timeout=120_000)
+        assert "seed 3" in page.inner_text("#compare-message")
         screenshot(page, "compare")
 
+        # Results: every change redraws the plot and its rows from the results table
+        frame = ResultsStore(REPO / "papermill_runs" / "toy" / "results.csv").read()
         page.get_by_role("tab", name="Results").click()
-        plot = page.locator("#quality-plot canvas, #quality-plot svg").first
-        plot.wait_for(timeout=60_000)
-        assert plot.is_visible()
-        assert "On the Pareto front:" in page.inner_text("#plot-caption")
+        page.wait_for_selector("#quality-plot img", timeout=60_000)
+        for label, metric, cost_label, cost in (("world FID (scorer features)", "fid_scorer256", None, "trainable_parameters"),
+                                                (None, "fid_scorer256", "measured training time (s, the study's machine)",
+                                                 "train_seconds"),
+                                                ("consistency with English image", "consistency_clip_cos", None,
+                                                 "train_seconds")):
+            if label:
+                pick(page, "#metric", label)
+            if cost_label:
+                pick(page, "#cost", cost_label)
+            expected = quality_points(frame, metric).set_index("method")
+            want = {name: f"{value:.4f}".rstrip("0").rstrip(".") for name, value in expected["mean"].round(4).items()}
+            page.wait_for_function(f"document.querySelector('#plot-rows').innerText.includes({want['pea']!r})",
+                                   timeout=30_000)
+            rows = {row[0]: row for row in table_rows(page, "#plot-rows")}
+            assert {name: row[1] for name, row in rows.items()} == want, metric
+            assert float(rows["pea"][4]) == pytest.approx(expected.at["pea", cost], abs=0.05)  # the selected cost
+        assert "log scale" in page.inner_text("#plot-caption")
         assert page.locator("#retrieval-table").is_visible() and page.locator("#claims-table").is_visible()
         screenshot(page, "results")
 
-        page.get_by_role("tab", name="Generate").click()  # bad input: a message in the page, the app serves on
+        # Settings in the URL fill the Generate tab
+        page.goto(served_app + "?prompt=Un+cercle+rouge&lang=fr&seed=5&steps=7")
+        page.wait_for_function("(document.querySelector('#prompt textarea') || {}).value === 'Un cercle rouge'", timeout=60_000)
+        assert page.input_value("#language input") == "French (fr)"
+        page.locator("#settings-accordion").get_by_text("Settings", exact=True).click()
+        assert page.input_value("#seed input") == "5"
+
+        # Bad input: a message in the page, the app serves on
         page.fill("#prompt textarea", "   ")
         page.click("#generate-button")
         page.wait_for_function("document.querySelector('#generate-message').innerText.includes('empty')",

@@ -20,6 +20,7 @@ import logging
 import math
 from pathlib import Path
 
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
@@ -163,45 +164,68 @@ def quality_points(frame: pd.DataFrame, metric: str = QUALITY, language: str | N
     return points.loc[ordered_methods(points.index)].reset_index()
 
 
-def _scatter(frame: pd.DataFrame, x_column: str, x_label: str, title: str, pareto: bool):
+METRIC_LABELS = {**{m: label for m, (label, _, _) in GENERATION_METRICS.items()},
+                 "mean_recall": "retrieval mean recall (first-caption protocol)"}
+REFERENCES = (("english-backbone", "--"), ("untrained", ":"))
+
+
+def _short_number(value: float, _position=None) -> str:
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:g}{suffix}"
+    return f"{value:g}"
+
+
+def quality_figure(points: pd.DataFrame, metric: str = QUALITY, cost: str = "train_seconds", *, title: str = "",
+                   x_label: str | None = None, pareto: bool = True):
+    """`quality_points(...)` drawn: each method at its cost (log scale) and mean quality with its std over
+    seeds as an error bar and its name beside it; the English backbone and the untrained floor as
+    reference lines; the Pareto front in the metric's own direction (lower FID is better). Training times
+    that are lower bounds (stages trained untimed) are hollow and never on the front."""
     use_world_fonts()
-    quality, cost = method_quality(frame), method_cost(frame)
-    data = cost.join(quality, how="inner").dropna(subset=[x_column, "mean"])
-    data = data[data[x_column] > 0]
+    higher_better = GENERATION_METRICS.get(metric, (None, None, True))[2]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    data = points.set_index("method")
+    references = {name: data.at[name, "mean"] for name, _ in REFERENCES if name in data.index and pd.notna(data.at[name, "mean"])}
+    data = data.dropna(subset=[cost, "mean"])
+    data = data[data[cost] > 0]
     if data.empty:
-        ax.text(0.5, 0.5, "no trained methods with quality rows yet", ha="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, "no trained method has both numbers yet", ha="center", transform=ax.transAxes)
         return fig
-    lower_bound = (x_column == "train_seconds") & ~data["time_complete"].astype(bool)
-    for hollow, part in ((False, data[~lower_bound]), (True, data[lower_bound])):
-        ax.errorbar(part[x_column], part["mean"], yerr=part["std"].fillna(0), fmt="o", capsize=3, color="tab:blue",
+    complete = data["time_complete"].fillna(True).astype(bool) if cost == "train_seconds" else pd.Series(True, data.index)
+    for hollow, part in ((False, data[complete]), (True, data[~complete])):
+        ax.errorbar(part[cost], part["mean"], yerr=part["std"].fillna(0), fmt="o", capsize=3, color="tab:blue",
                     markerfacecolor="white" if hollow else "tab:blue",
                     label="training time a lower bound (some stages untimed)" if hollow and len(part) else None)
     for name, row in data.iterrows():
-        label = f"{name} (≥)" if lower_bound[name] else name
-        ax.annotate(label, (row[x_column], row["mean"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    if pareto:
-        front, best = [], -np.inf
-        for _, row in data[~lower_bound].sort_values(x_column).iterrows():  # lower bounds cannot be on a front
-            if row["mean"] > best:
-                front.append((row[x_column], row["mean"]))
-                best = row["mean"]
-        if front:
-            ax.step(*zip(*front), where="post", color="tab:red", alpha=0.6, label="Pareto front")
+        ax.annotate(name if complete[name] else f"{name} (≥)", (row[cost], row["mean"]), textcoords="offset points",
+                    xytext=(4, 4), fontsize=8)
+    front = data[data[f"front_{cost}"].astype(bool)].sort_values(cost) if pareto and f"front_{cost}" in data else data[:0]
+    if len(front):
+        ax.step(front[cost], front["mean"], where="post", color="tab:red", alpha=0.6, label="Pareto front")
+    for name, style in REFERENCES:
+        if name in references:
+            ax.axhline(references[name], color="grey", linestyle=style, linewidth=1)
+            ax.annotate(name, (0.99, references[name]), xycoords=("axes fraction", "data"), ha="right", va="bottom",
+                        fontsize=7, color="grey")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
-    for reference, style in (("english-backbone", "--"), ("untrained", ":")):
-        if reference in quality.index:
-            ax.axhline(quality.at[reference, "mean"], color="grey", linestyle=style, linewidth=1)
-            ax.annotate(reference, (0.99, quality.at[reference, "mean"]), xycoords=("axes fraction", "data"),
-                        ha="right", va="bottom", fontsize=7, color="grey")
     ax.set_xscale("log")
-    ax.set_xlabel(x_label)
-    ax.set_ylabel("consistency with the English image (cos)")
-    n = int(quality["n"].max()) if not quality.empty else 0
-    ax.set_title(f"{title} (toy world; error bars: std over {n} seed{'s' if n != 1 else ''})", fontsize=9)
+    # 1, 2, 5 per decade with short labels (200k, 1M): matplotlib's minor labels overlap at these widths
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_short_number))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel((x_label or COST_AXES.get(cost, cost)) + " (log scale)")
+    ax.set_ylabel(f"{METRIC_LABELS.get(metric, metric)} ({'higher' if higher_better else 'lower'} is better)")
+    n = int(data["n"].max()) if "n" in data else 0
+    ax.set_title(f"{title or 'Quality against cost'}\n(toy world; error bars: std over {n} seed{'s' if n != 1 else ''})",
+                 fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def _scatter(frame: pd.DataFrame, x_column: str, x_label: str, title: str, pareto: bool):
+    return quality_figure(quality_points(frame), QUALITY, x_column, title=title, x_label=x_label, pareto=pareto)
 
 
 def quality_cost_figure(frame: pd.DataFrame):

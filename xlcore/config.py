@@ -24,6 +24,7 @@ T = TypeVar("T")
 
 # The study's languages: the original write-up's benchmark languages, English (the backbone's) first.
 LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "cs", "zh", "ja")
+LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "cs": "Czech", "zh": "Chinese", "ja": "Japanese"}
 
 
 def option(default: Any, help: str, *, smoke: Any = _NO_SMOKE, added: bool = False) -> Any:

@@ -5,6 +5,18 @@ Every error a user can trigger through bad input, a bad file or a missing weight
 """
 
 
+def code_span(text: object) -> str:
+    """Text as a Markdown code span, so a message that quotes what someone typed (a prompt, a word) shows
+    it as typed wherever it is rendered: never as Markdown, never as HTML. The fence outgrows any run of
+    backticks inside."""
+    text = " ".join(str(text).split())
+    fence = "`"
+    while fence in text:
+        fence += "`"
+    padded = f" {text} " if text.startswith("`") or text.endswith("`") else text
+    return f"{fence}{padded}{fence}"
+
+
 class XlcoreError(Exception):
     """Base class of every error that xlcore raises on purpose."""
 

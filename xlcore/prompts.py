@@ -1,4 +1,6 @@
-"""Checking a user's prompt before it reaches an encoder (the demo and `xlcore generate` call this).
+"""Checking a user's prompt before it reaches an encoder (the demo calls this), and reading it with the
+built-in world's grammars (`read_prompt`, from `xlcore.world.reading`: the scene it describes, its
+English, the words the world lacks).
 
 A prompt is cleaned, not silently changed: control characters are removed and runs of whitespace folded
 (both would otherwise become tokens the encoders never saw), an empty or whitespace-only prompt is an
@@ -13,6 +15,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from .errors import PromptError
+from .world.reading import Reading, normalise, read_prompt, vocabulary  # noqa: F401 (the prompt API)
 
 log = logging.getLogger(__name__)
 

@@ -25,14 +25,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 
 from .cell import ENGLISH_BACKBONE, Cell, train_dir
 from .config import LANGUAGES
 from .errors import UnknownLanguageError, XlcoreError
-from .prompts import Prompt, check_prompt
+from .prompts import Prompt, Reading, check_prompt, read_prompt
 
 log = logging.getLogger(__name__)
 
@@ -191,35 +191,45 @@ class Catalogue:
             raise UnknownLanguageError(language, self.languages)
         return check_prompt(prompt, tokenizer=self.backbone.multilingual_tokenizer)
 
+    def read(self, text: str, language: str) -> Reading | None:
+        """What the world makes of `text` in `language` (its scene, its English, the words it lacks);
+        None on a preset without the built-in world."""
+        return read_prompt(text, language, self.languages) if self.world is not None else None
+
     def english_version(self, text: str, language: str) -> str | None:
-        """The English caption of `text` by the world's exact translation; None where the world has none."""
+        """The English caption of `text` by the world's exact reading (case and spacing do not matter);
+        None where the world has none (text from outside it, or a culture concept English cannot name)."""
         if language == "en":
             return text
-        if self.world is None:
-            return None
-        oracle = self.system("translate_oracle", language) if "translate_oracle" in self.entries else None
-        english = oracle.table(language).get(text) if oracle is not None else None
-        return english
+        reading = self.read(text, language)
+        return reading.english if reading is not None else None
 
     def draw(self, prompt: str, language: str, *, names: Sequence[str] | None = None, seed: int = 0,
              steps: int | None = None, guidance_scale: float | None = None) -> tuple[Prompt, list[Drawn]]:
         """Every system (or `names`) drawing `prompt` in `language` with the same noise."""
         checked = self.check(prompt, language)
+        return checked, list(self.draw_each(checked, language, names=names, seed=seed, steps=steps,
+                                            guidance_scale=guidance_scale))
+
+    def draw_each(self, checked: Prompt, language: str, *, names: Sequence[str] | None = None, seed: int = 0,
+                  steps: int | None = None, guidance_scale: float | None = None) -> Iterator[Drawn]:
+        """One `Drawn` per system as each finishes (the demo shows them as they come). The systems that
+        need an exact English (the English reference, the translation oracle) draw only what the world
+        can read, and say why not otherwise; they never draw untranslated text."""
         names = list(names) if names is not None else [ENGLISH_BACKBONE, *self.entries]
-        out = []
+        english = self.english_version(checked.text, language)
         for name in names:
-            text, note = checked.text, ""
+            text, language_of_text, note = checked.text, language, ""
+            if name in (ENGLISH_BACKBONE, "translate_oracle") and language != "en" and english is None:
+                label = "English reference" if name == ENGLISH_BACKBONE else self.entries[name].label
+                yield Drawn(name, label, None, 0.0, 0, "unavailable: the world has no exact English for this prompt ("
+                            + (self.read(checked.text, language).describe() if self.world is not None else
+                               "no built-in world on this preset") + "); pick an example")
+                continue
             if name == ENGLISH_BACKBONE:
-                english = self.english_version(checked.text, language)
-                if english is None:
-                    out.append(Drawn(name, "English reference", None, 0.0, 0,
-                                     "no English version of this prompt is known (pick an example, or type English)"))
-                    continue
-                text, language_of_text, note = english, "en", (f"drew the English: {english!r}" if language != "en" else "")
-            else:
-                language_of_text = language
-            out.append(self._draw_one(name, text, language_of_text, seed, steps, guidance_scale, note))
-        return checked, out
+                text, language_of_text = english, "en"
+                note = f"drew the English: {english}" if language != "en" else ""
+            yield self._draw_one(name, text, language_of_text, seed, steps, guidance_scale, note)
 
     def draw_languages(self, name: str, prompts: dict[str, str], *, seed: int = 0, steps: int | None = None,
                        guidance_scale: float | None = None) -> list[Drawn]:

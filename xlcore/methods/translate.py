@@ -26,6 +26,7 @@ from ..errors import UnknownLanguageError
 from ..registry import METHODS
 from ..train import TrainConfig
 from ..world import get_grammar
+from ..world.reading import normalise
 from ..world.scene import RELATIONS_BY_AXIS, SHAPES, pair_scenes, single_scenes
 from ._base import Conditioning, SingleStageMethod, StageData, UntrainableMethod, trim_padding
 
@@ -157,24 +158,32 @@ class TranslateOracle(UntrainableMethod):
         self._tables: dict[str, dict[str, str]] = {}
 
     def table(self, lang: str) -> dict[str, str]:
-        """Every caption `lang`'s grammar writes for the universal shapes -> the English caption."""
+        """Every caption `lang`'s grammar writes for the universal shapes, in its comparison form
+        (`xlcore.world.reading.normalise`: case and spacing do not matter) -> the English caption."""
         if lang not in self._tables:
             source, english = get_grammar(lang), get_grammar("en")
             table: dict[str, str] = {}
             for scene in (*single_scenes(SHAPES), *pair_scenes(SHAPES)):
                 for relation in (RELATIONS_BY_AXIS[scene.place] if scene.is_pair else (None,)):
                     for template in range(min(source.n_templates, english.n_templates)):
-                        table.setdefault(source.describe(scene, relation, template),
+                        table.setdefault(normalise(source.describe(scene, relation, template)),
                                          english.describe(scene, relation, template))
             self._tables[lang] = table
         return self._tables[lang]
 
+    def english_of(self, text: str, lang: str) -> str | None:
+        """The exact English of `text`, or None where the world's grammar does not write it (a culture
+        concept, which English has no word for, or text from outside the world)."""
+        return text if lang == "en" else self.table(lang).get(normalise(text))
+
     def translate(self, texts: list[str], lang: str) -> list[str]:
-        table = self.table(lang)
-        missing = sum(t not in table for t in texts if t)  # the empty prompt (guidance's) is English too
+        """Exact translations; a text without one passes through unchanged (the evaluation's culture
+        prompts, which English cannot name): logged here, and the demo refuses such a prompt instead."""
+        english = [self.english_of(t, lang) if t else t for t in texts]  # the empty prompt (guidance's) is English too
+        missing = sum(e is None for e in english)
         if missing:
             log.info("oracle: %d of %d %s captions have no English counterpart; passed through", missing, len(texts), lang)
-        return [table.get(t, t) for t in texts]
+        return [t if e is None else e for t, e in zip(texts, english)]
 
     def _encode(self, texts, lang):
         english = texts if lang == "en" else self.translate(texts, lang)
