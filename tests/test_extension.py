@@ -4,6 +4,7 @@ settings are documented, variants are settings, and the committed notebooks are 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import nbformat
@@ -162,3 +163,43 @@ def test_the_committed_notebooks_are_the_generated_ones(tmp_path):
 def test_an_unregistered_method_subclass_takes_its_own_defaults(smoke_backbone):
     method = EchoAdapter(smoke_backbone)
     assert method.config == EchoConfig() and torch.is_tensor(next(method.adapter.parameters()))
+
+
+@pytest.mark.parametrize("name", ["trikd", "mclip_plus", "pea", "altdiffusion", "mulan"])
+def test_each_presets_settings_reach_the_trainer(name, tmp_path, monkeypatch):
+    """On sd15 a method runs with its paper's optimiser, schedule and batch (where published) and all the
+    data; the resolved tree carries them, and the Trainer gets them (smoke-shrunk in steps and batch only)."""
+    from xlcore.backbone.sd15 import build_sd15_backbone_from_configs
+    from xlcore.config import WorldConfig
+    from xlcore.experiment import train_method
+    from xlcore.settings import method_config, resolve_study
+    from xlcore.train import Trainer
+    from xlcore.world import World
+
+    sd15 = default_config(name, "sd15")
+    assert method_config(resolve_study("sd15"), name) == sd15
+    assert all(getattr(sd15, f) == 0 for f in to_dict(sd15) if "items" in f)  # all the data file gives
+    assert sd15 != default_config(name, "toy")
+    seen = {}
+    original = Trainer.__init__
+
+    def capture(self, task, config, run_dir, **kwargs):
+        seen[task.stage] = config
+        original(self, task, dataclasses.replace(config, steps=1), run_dir, **kwargs)
+
+    monkeypatch.setattr(Trainer, "__init__", capture)
+    backbone = build_sd15_backbone_from_configs(small=True, device="cpu")
+    config = apply_smoke(sd15)
+    method = build_method(name, backbone, config, language="de" if METHODS.get(name).per_language else None)
+    train_method(method, World(apply_smoke(WorldConfig(image_size=64))), tmp_path)
+    for stage, trained in seen.items():
+        wanted = method.train_config(stage)
+        for field in ("optimizer", "lr", "schedule", "betas", "weight_decay", "max_grad_norm"):
+            assert getattr(trained, field) == getattr(wanted, field), (stage, field)
+        assert trained.mixed_precision in (wanted.mixed_precision, "bf16", "fp16")
+    if name in ("trikd", "mclip_plus"):
+        assert seen["trikd"].optimizer == "lamb" and seen["trikd"].lr == 1e-2 and seen["trikd"].max_grad_norm == 2.0
+    if name == "mclip_plus":
+        assert seen["mte"].lr == 1e-4 and seen["mte"].betas == (0.9, 0.98)  # upstream's, not the toy's 3e-4
+    if name == "pea":
+        assert seen["adapter"].lr == 1e-5 and seen["adapter"].schedule == "linear" and sd15.train.batch_size == 320

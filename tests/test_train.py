@@ -102,6 +102,8 @@ def test_ema_tracks_the_weights(tmp_path):
     assert ema.keys() == live.keys()
     assert any(not torch.equal(ema[k], live[k]) for k in ema)
     assert all(torch.equal(v, weights(task)[k.removeprefix("model.")]) for k, v in live.items())
+    trainer.use_ema_weights()  # what train_method does after each stage
+    assert all(torch.equal(v, weights(task)[k.removeprefix("model.")]) for k, v in ema.items())
 
 
 def test_a_task_without_trainable_parameters_is_refused(tmp_path):

@@ -43,6 +43,7 @@ def train_method(method: Method, corpus, run_dir: str | Path, *, cache: FeatureC
         task = method.task(stage, corpus, cache)
         trainer = Trainer(task, config, run_dir / stage)
         trainer.fit()
+        trainer.use_ema_weights()  # a stage with ema_decay > 0 goes on, and is evaluated, with its EMA
         costs.append(StageCost(stage, trainer.step, trainer.train_seconds,
                                sum(p.numel() for p in method.trainable_parameters(stage).values()), cache is not None))
         if stage not in method.trained_stages:

@@ -101,7 +101,8 @@ class TrainConfig:
     lr: float = option(1e-3, "Peak learning rate.")
     weight_decay: float = option(0.01, "Decoupled weight decay.")
     betas: tuple[float, ...] = option(lambda: (0.9, 0.98), "Adam betas.")
-    schedule: str = option("cosine", "'cosine' (to 0), 'constant' or 'inverse_sqrt' after warmup.")
+    schedule: str = option("cosine", "'cosine' (to 0), 'linear' (to 0: polynomial decay of power 1), 'constant' or "
+                                     "'inverse_sqrt' after warmup.")
     warmup_steps: int = option(100, "Linear warmup steps.", smoke=1)
     max_grad_norm: float = option(1.0, "Clip the global gradient norm to this (0 disables).")
     ema_decay: float = option(0.0, "Keep an exponential moving average of the weights (0 disables).")
@@ -132,9 +133,10 @@ def mixed_precision_beside(config: TrainConfig, frozen_dtype: torch.dtype) -> st
     Trainable modules keep float32 weights. Beside a half-precision backbone (sd15 on a GPU), a stage
     configured 'no' would feed float32 activations into half-precision frozen layers (a CLIP projection,
     the frozen UNet's attention) and fail with a dtype mismatch; autocast in the backbone's dtype is what
-    makes the two meet, so such a stage runs under it. A float32 backbone (the toy preset, a CPU) keeps
-    the configured setting."""
-    if config.mixed_precision == "no" and frozen_dtype in HALF_PRECISION:
+    makes the two meet, so such a stage runs under it; for the same reason a stage set to the other half
+    precision (PEA's fp16 beside a bfloat16 backbone) runs in the backbone's. A float32 backbone (the toy
+    preset, a CPU) keeps the configured setting."""
+    if frozen_dtype in HALF_PRECISION and config.mixed_precision != HALF_PRECISION[frozen_dtype]:
         return HALF_PRECISION[frozen_dtype]
     return config.mixed_precision
 
@@ -158,10 +160,12 @@ def _lr_factor(config: TrainConfig, step: int) -> float:
         return 1.0
     if config.schedule == "inverse_sqrt":
         return math.sqrt(max(config.warmup_steps, 1) / (step + 1))
+    progress = min(1.0, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
     if config.schedule == "cosine":
-        progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-    raise XlcoreError(f"unknown schedule {config.schedule!r}; use cosine, constant or inverse_sqrt")
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    if config.schedule == "linear":
+        return 1.0 - progress
+    raise XlcoreError(f"unknown schedule {config.schedule!r}; use cosine, linear, constant or inverse_sqrt")
 
 
 def make_optimizer(config: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
@@ -364,6 +368,14 @@ class Trainer:
         if self._session_start is None:
             return self.train_seconds
         return self.train_seconds + time.monotonic() - self._session_start
+
+    def use_ema_weights(self) -> None:
+        """Put the EMA weights into the trained modules (what a run with EMA evaluates and ships, as
+        diffusers' training scripts copy the EMA UNet in before saving); the checkpoint keeps both."""
+        if self.ema is not None:
+            with torch.no_grad():
+                for p, e in zip(self.params, self.ema):
+                    p.copy_(e)
 
     def ema_state(self) -> dict[str, torch.Tensor] | None:
         """The EMA weights in the layout of `_trainable_state()` (None without EMA)."""

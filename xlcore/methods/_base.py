@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Mapping, Sequence
 
@@ -64,7 +65,8 @@ class StageData:
 @dataclass(frozen=True)
 class Variant:
     """A named preset of a method's settings: the method with `changes` (dotted config fields) applied on
-    top of its settings for the preset. Variants are configs, not classes; their rows carry their name."""
+    top of its settings for the preset, then `changes_on[preset]`. Variants are configs, not classes; their
+    rows carry their name."""
 
     changes: Mapping[str, Any]
     title: str
@@ -72,6 +74,7 @@ class Variant:
     prose: str
     diagram: str
     order: float
+    changes_on: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 class Method:
@@ -123,8 +126,20 @@ class Method:
 
     @classmethod
     def config_for_preset(cls, preset: str) -> Any:
-        """The method's settings on backbone scale `preset` (default: the config class's defaults)."""
-        return cls.config_class()
+        """The method's settings on backbone scale `preset`: the config class's defaults (the toy budgets)
+        on `toy`; on a real preset the same with every data size at 0 (all the data file gives), which a
+        method with published settings replaces by its paper's (`sd15_settings`)."""
+        config = cls.config_class()
+        if preset == "toy" or not dataclasses.is_dataclass(config):
+            return config
+        sizes = {f.name: 0 for f in dataclasses.fields(config) if "items" in f.name and f.type in (int, "int")}
+        return dataclasses.replace(config, **sizes, **cls.sd15_settings())
+
+    @classmethod
+    def sd15_settings(cls) -> dict[str, Any]:
+        """Fields of the config that the paper's own code sets at full scale (its optimiser, schedule, batch,
+        budget), each with its source in a comment; empty where nothing is published."""
+        return {}
 
     def build(self) -> None:
         """Create the method's modules (called once by __init__)."""
@@ -440,7 +455,9 @@ def default_config(name: str, preset: str = "toy") -> Any:
     cls = METHODS.get(name)
     config = cls.config_for_preset(preset)
     variant = _variant(cls, name)
-    return override(config, **variant.changes) if variant is not None else config
+    if variant is None:
+        return config
+    return override(config, **{**variant.changes, **variant.changes_on.get(preset, {})})
 
 
 def build_method(name: str, backbone: Backbone, config: Any = None, **kwargs) -> Method:

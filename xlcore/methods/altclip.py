@@ -44,9 +44,9 @@ from ._base import Conditioning, Method, StageData, cross_attention_modules, sym
 class AltCLIPConfig:
     """AltCLIP: the student's stages and budgets."""
 
-    parallel_items_per_language: int = option(4000, "Parallel pairs per target language for teacher learning.", smoke=32)
+    parallel_items_per_language: int = option(4000, "Parallel pairs per target language for teacher learning; 0: all the corpus has (sd15).", smoke=32)
     image_text_items_per_language: int = option(
-        2000, "Image-text items per language (English included) for the contrastive and diffusion stages.", smoke=16)
+        2000, "Image-text items per language (English included) for the contrastive and diffusion stages; 0: all the corpus has (sd15).", smoke=16)
     teacher_train: TrainConfig = option(
         lambda: TrainConfig(steps=500, batch_size=64, optimizer="adamw", lr=3e-4, weight_decay=0.01,
                             schedule="cosine", warmup_steps=50),
@@ -259,6 +259,20 @@ class AltDiffusion(AltCLIP):
     @property
     def label(self) -> str:  # type: ignore[override]
         return "concept stage trains all of attn2 (upstream behaviour)" if self.config.upstream_all_attn2 else ""
+
+    @classmethod
+    def sd15_settings(cls) -> dict:
+        # FlagAI examples/AltDiffusion-m18/README.md, training details: concept alignment at batch 3072 for
+        # 330k steps, AdamW lr 1e-4 with 10k warmup steps (at 256 px; here the preset's 512); quality
+        # improvement at batch 3840 for 270k steps, 512 px (its learning rate is not stated: 1e-4 kept).
+        # Both train an EMA of the UNet's weights (the LDM training config FlagAI builds on: use_ema,
+        # decay 0.9999), which is what is evaluated and shipped.
+        return {"concept_train": TrainConfig(steps=330_000, batch_size=3072, optimizer="adamw", lr=1e-4,
+                                             weight_decay=0.01, schedule="constant", warmup_steps=10_000,
+                                             ema_decay=0.9999, mixed_precision="bf16"),
+                "quality_train": TrainConfig(steps=270_000, batch_size=3840, optimizer="adamw", lr=1e-4,
+                                             weight_decay=0.01, schedule="constant", warmup_steps=10_000,
+                                             ema_decay=0.9999, mixed_precision="bf16")}
 
     def build(self) -> None:
         super().build()

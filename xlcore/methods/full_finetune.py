@@ -23,7 +23,7 @@ from .iap import ProjectedEncoder
 class FullFinetuneConfig:
     """Full fine-tuning: data per language, caption dropout and budget."""
 
-    items_per_language: int = option(2000, "Image-text items per language, English included.", smoke=16)
+    items_per_language: int = option(2000, "Image-text items per language, English included; 0: all the corpus has (sd15).", smoke=16)
     caption_dropout: float = option(0.1, "Share of captions replaced by the empty prompt.")
     train: TrainConfig = option(
         lambda: TrainConfig(steps=300, batch_size=32, optimizer="adamw", lr=1e-4, weight_decay=0.01,

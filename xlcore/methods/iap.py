@@ -35,7 +35,7 @@ class IAPConfig:
 
     caption_dropout: float = option(0.1, "Share of pairs replaced by the empty prompt on both sides (so the "
                                          "student learns the unconditional input used for guidance).")
-    train_items: int = option(1000, "Target-language image-text triplets (the paper's point: little data).", smoke=32)
+    train_items: int = option(1000, "Target-language image-text triplets (the paper's point: little data); 0: all the corpus has (sd15).", smoke=32)
     train: TrainConfig = option(
         lambda: TrainConfig(steps=300, batch_size=32, optimizer="adamw", lr=1e-4, weight_decay=0.01,
                             schedule="cosine", warmup_steps=20),

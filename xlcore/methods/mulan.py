@@ -32,7 +32,7 @@ class MuLanConfig:
     caption_dropout: float = option(
         0.1, "Share of captions replaced by the empty prompt, so the adapter learns the unconditional input for "
              "guidance (Stable Diffusion's usual 10%; the MuLan paper does not state it).")
-    train_items: int = option(10_000, "English image-text items (MuLan trains on English data only).", smoke=32)
+    train_items: int = option(10_000, "English image-text items (MuLan trains on English data only); 0: all the corpus has (sd15).", smoke=32)
     train: TrainConfig = option(
         lambda: TrainConfig(steps=400, batch_size=32, optimizer="adamw", lr=1e-4, weight_decay=0.01,
                             schedule="cosine", warmup_steps=30, mixed_precision="bf16"),

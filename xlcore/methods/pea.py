@@ -39,7 +39,7 @@ class PEAConfig:
     output_kd_weight: float = option(1.0, "Weight of MSE(eps_student, eps_teacher).")
     feature_kd_weight: float = option(0.1, "Weight of the summed block-feature MSEs (paper: 0.1).")
     caption_dropout: float = option(0.1, "Share of captions replaced by the empty prompt on both sides.")
-    train_items: int = option(5000, "Target-language image-text items (with their English captions).", smoke=32)
+    train_items: int = option(5000, "Target-language image-text items (with their English captions); 0: all the corpus has (sd15).", smoke=32)
     train: TrainConfig = option(
         lambda: TrainConfig(steps=300, batch_size=32, optimizer="adamw", lr=3e-4, weight_decay=0.0,
                             schedule="cosine", warmup_steps=20, mixed_precision="bf16"),
@@ -101,6 +101,15 @@ class PEA(SingleStageMethod):
     per_language = True
     uses_unet_gradients = True
     label = "toy optimiser: lr 3e-4 cosine (upstream 1e-5 polynomial)"
+
+    @classmethod
+    def sd15_settings(cls) -> dict:
+        # train_sd_zh.sh: --learning_rate 1e-5 --warmup_steps 100, MICRO_BATCH_SIZE 40 on 8 GPUs (320),
+        # --precision 16, --hr_size 512; AdamW with a polynomial decay (power 1: linear), its weight decay
+        # of 0.1 not reaching the adapter's parameter group. The step count is not set by the code (a
+        # resampled webdataset, --max_epoch 10 without an epoch length): 100,000 is this study's choice.
+        return {"train": TrainConfig(steps=100_000, batch_size=320, optimizer="adamw", lr=1e-5, weight_decay=0.0,
+                                     betas=(0.9, 0.999), schedule="linear", warmup_steps=100, mixed_precision="fp16")}
 
     def build(self) -> None:
         width = self.backbone.multilingual.config.hidden_size

@@ -45,7 +45,7 @@ class TranslateConfig:
 
     width: int = option(128, "Model width of the toy Marian translator.")
     layers: int = option(2, "Encoder and decoder layers of the toy translator.")
-    items_per_language: int = option(8000, "Parallel pairs per target language to train on.", smoke=32)
+    items_per_language: int = option(8000, "Parallel pairs per target language to train on; 0: all the corpus has (sd15).", smoke=32)
     max_new_tokens: int = option(24, "Longest English output (the English tokenizer's length).")
     nllb_model_id: str = option(NLLB_ID, "Translator on presets with real weights (loaded by id, offline).")
     train: TrainConfig = option(

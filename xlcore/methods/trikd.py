@@ -59,8 +59,8 @@ class TriKDConfig:
     mte: bool = option(False, "Run the MTE enhancement stage first (mCLIP+): contrastive training of the "
                               "multilingual encoder on parallel text.")
     mte_temperature: float = option(0.1, "Temperature of the MTE stage's contrastive loss (upstream: 0.1).")
-    mte_items_per_language: int = option(4000, "Parallel pairs per target language for the MTE stage.", smoke=32)
-    train_items: int = option(10_000, "English image-text items TriKD trains on (paper: CC3M).", smoke=64)
+    mte_items_per_language: int = option(4000, "Parallel pairs per target language for the MTE stage; 0: all the corpus has (sd15).", smoke=32)
+    train_items: int = option(10_000, "English image-text items TriKD trains on (paper: CC3M); 0: all the corpus has (sd15).", smoke=64)
     train: TrainConfig = option(
         lambda: TrainConfig(steps=400, batch_size=256, optimizer="lamb", lr=1e-2, weight_decay=0.01,
                             schedule="inverse_sqrt", warmup_steps=100, betas=(0.9, 0.999)),
@@ -135,7 +135,8 @@ PUBLISHED_BUDGETS = {
 # TriKD's default 5e-5 the toy MTE loss was still falling when the schedule ended (5.8 -> 2.6) and
 # retrieval stayed at the floor.
 MCLIP_PLUS = Variant(
-    changes={"mte": True, "mte_train.lr": 3e-4, "mte_train.weight_decay": 0.0, "mte_train.max_grad_norm": 2.0},
+    changes={"mte": True},
+    changes_on={"toy": {"mte_train.lr": 3e-4, "mte_train.weight_decay": 0.0, "mte_train.max_grad_norm": 2.0}},
     title="mCLIP+: TriKD after MTE enhancement (Chen et al., ACL 2023, section 3.3)",
     summary="mCLIP+: TriKD after aligning the multilingual encoder on parallel text (MTE)",
     prose=("TriKD as in the `trikd` notebook, preceded by stage `mte`: a copy of the multilingual encoder is "
@@ -172,6 +173,24 @@ class TriKD(Method):
     config_class = TriKDConfig
     label = ("token-alignment extension for generation (study's, weight in config); "
              "mte stage: contrastive only, no translation decoder")
+
+    @classmethod
+    def sd15_settings(cls) -> dict:
+        return {
+            # scripts/run_mclip.sh, train_mclip(): --optimizer lamb --lr 1e-2 --lr-scheduler inverse_sqrt
+            # --warmup-updates 500 --weight-decay 0.01 --clip-norm 2.0 --batch-size 2048 --max-epoch 15 --fp16
+            # (15 epochs of CC3M's 3.32M pairs at 2048: 24,315 updates). bf16 here: no loss scaler needed.
+            "train": TrainConfig(steps=24_315, batch_size=2048, optimizer="lamb", lr=1e-2, weight_decay=0.01,
+                                 betas=(0.9, 0.999), schedule="inverse_sqrt", warmup_steps=500, max_grad_norm=2.0,
+                                 mixed_precision="bf16"),
+            # scripts/run_mte.sh, train_2stage_mte_ctl() (the contrastive stage this one is): --optimizer adam
+            # --adam-betas (0.9, 0.98) --lr 1e-4 --lr-scheduler inverse_sqrt --warmup-updates 10 --weight-decay 0
+            # --clip-norm 2.0 --max-update 160000; batches of 1024 tokens x 4 accumulations x 8 GPUs = 32,768
+            # tokens, taken here as 512 sentence pairs (about 64 tokens a pair: an assumption, labelled).
+            "mte_train": TrainConfig(steps=160_000, batch_size=512, optimizer="adamw", lr=1e-4, weight_decay=0.0,
+                                     betas=(0.9, 0.98), schedule="inverse_sqrt", warmup_steps=10, max_grad_norm=2.0,
+                                     mixed_precision="bf16"),
+        }
 
     def build(self) -> None:
         c, bb = self.config, self.backbone
