@@ -407,7 +407,8 @@ def create_demo(output_dir: str | Path = REPO / "papermill_runs", preset: str = 
         with gr.Tab("Results", id="results"):
             if frame is None:
                 gr.Markdown(f"No results table at `{results_path}` yet: run `make study`.", elem_id="no-results")
-            metrics = ["consistency_clip_cos", *[m for m in METRIC_LABELS if m != "consistency_clip_cos"]]
+            measured = set(frame["metric"]) if frame is not None else set(METRIC_LABELS)  # only metrics with rows
+            metrics = ["consistency_clip_cos", *[m for m in METRIC_LABELS if m != "consistency_clip_cos" and m in measured]]
             with gr.Row():
                 metric = gr.Dropdown([(METRIC_LABELS[m], m) for m in metrics], value="consistency_clip_cos",
                                      label="Quality metric", elem_id="metric")

@@ -51,19 +51,31 @@ def test_clip_score_conventions_reproduce_hand_computed_values():
     expected = (1 + 1 / math.sqrt(2) + 1) / 3
     scores = TinyScorer().scores(images, texts)
     assert scores["raw_cos"] == pytest.approx(expected, abs=1e-6)
-    assert scores["heim"] == pytest.approx(100 * expected, abs=1e-4)
+    assert scores["heim"] == pytest.approx(100 * expected, abs=1e-4)  # no negative cosine: heim = 100cos
+    assert scores["100cos"] == pytest.approx(100 * expected, abs=1e-4)
     assert scores["torchmetrics"] == pytest.approx(100 * expected, abs=1e-4)  # computed by torchmetrics itself
 
 
-def test_torchmetrics_convention_clips_the_mean_at_zero_while_the_others_do_not():
+def test_each_convention_floors_where_its_benchmark_does():
+    """torchmetrics floors the set's mean; HEIM floors each image (HELM's CLIPScorer scores one image at a
+    time through torchmetrics); 100cos and raw_cos do not floor."""
+    from xlcore.evaluate.clip_score import torchmetrics_clip_score
+
     images = torch.stack([solid(1, 1, 0), solid(1, 1, 0)])
     scores = TinyScorer().scores(images, ["anti", "anti"])
     assert scores["raw_cos"] == pytest.approx(-1.0, abs=1e-6)
-    assert scores["heim"] == pytest.approx(-100.0, abs=1e-4)
-    assert scores["torchmetrics"] == 0.0
-    # cosines (1, -1, -1): torchmetrics clips the mean (-33.3 -> 0), not each sample (which would give 33.3)
+    assert scores["100cos"] == pytest.approx(-100.0, abs=1e-4)
+    assert scores["heim"] == 0.0 and scores["torchmetrics"] == 0.0
+    # cosines (1, -1, -1): torchmetrics floors the mean (-33.3 -> 0); HEIM floors each image: (100 + 0 + 0) / 3
     images = torch.stack([solid(1, 1, 0)] * 3)
-    assert TinyScorer().scores(images, ["yellow", "anti", "anti"])["torchmetrics"] == 0.0
+    texts = ["yellow", "anti", "anti"]
+    scores = TinyScorer().scores(images, texts)
+    assert scores["torchmetrics"] == 0.0
+    assert scores["100cos"] == pytest.approx(-100 / 3, abs=1e-4)
+    assert scores["heim"] == pytest.approx(100 / 3, abs=1e-4)
+    # an independent HEIM: torchmetrics' CLIPScore called on one image at a time, as HELM does, then the mean
+    per_image = [torchmetrics_clip_score(TinyScorer(), images[i:i + 1], texts[i:i + 1]) for i in range(3)]
+    assert scores["heim"] == pytest.approx(sum(per_image) / 3, abs=1e-4)
 
 
 def test_consistency_is_the_cosine_between_paired_image_embeddings():
@@ -223,10 +235,16 @@ def test_generation_evaluation_is_deterministic_and_measures_every_protocol(smok
     assert set(first.images) == {"en", "de"}  # 'xx' is not a language the system reads: skipped
     metrics = {(m.language, k) for m in first.measurements for k in m.metrics}
     for lang in ("en", "de"):
-        for name in ("compositional_all", "compositional_shape", "fid_scorer256", "clip_score_raw_cos",
-                     "clip_score_torchmetrics", "consistency_clip_cos"):
+        for name in ("compositional_all", "compositional_shape", "compositional_overall", "compositional_geneval_two_object",
+                     "fid_scorer256", "clip_score_raw_cos", "clip_score_torchmetrics", "clip_score_heim",
+                     "clip_score_100cos", "consistency_clip_cos", "cococrola_correctness",
+                     "cococrola_self_consistency", "cococrola_inverse_specificity"):
             assert (lang, name) in metrics
     assert ("de", "culture_shape") in metrics and ("en", "culture_shape") not in metrics
+    concepts = {m.language: m for m in first.measurements if m.benchmark.endswith("/concepts")}
+    assert set(concepts) == {"en", "de"} and "CoCo-CroLa" in concepts["de"].protocol
+    # English against itself, the self-pairs left out, is its self-consistency (CoCo-CroLa's compare_by_lang)
+    assert concepts["en"].metrics["cococrola_correctness"] == pytest.approx(concepts["en"].metrics["cococrola_self_consistency"])
     # the oracle translates exactly, so its English images are the English pipeline's: consistency 1
     en = next(m for m in first.measurements if m.language == "en" and "consistency_clip_cos" in m.metrics)
     assert en.metrics["consistency_clip_cos"] == pytest.approx(1.0, abs=1e-3)
@@ -362,7 +380,7 @@ def test_open_clip_scorer_loads_a_local_checkpoint_and_names_missing_ones(tmp_pa
     with torch.no_grad():
         expected = model.encode_image(scorer_input(images))
     assert torch.allclose(scorer.encode_images(images), expected, atol=1e-5)
-    assert set(scorer.scores(images, ["a red circle", "a blue star"])) == {"raw_cos", "heim", "torchmetrics"}
+    assert set(scorer.scores(images, ["a red circle", "a blue star"])) == {"raw_cos", "heim", "100cos", "torchmetrics"}
     with pytest.raises(MissingWeightsError, match="laion400m_e32"):
         OpenClipScorer("ViT-B-32-quickgelu", "laion400m_e32")
 

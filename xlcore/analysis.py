@@ -34,9 +34,13 @@ log = logging.getLogger(__name__)
 GENERATION_METRICS = {  # metric -> (column label, format, higher is better)
     "fid_scorer256": ("world FID (scorer features)", ".0f", False),
     "clip_score_raw_cos": ("CLIP score (raw cos, English caption)", ".3f", True),
-    "compositional_all": ("compositional accuracy (all asked right)", ".1f", True),
+    "compositional_overall": ("compositional accuracy, GenEval overall (mean over task groups)", ".1f", True),
+    "compositional_all": ("compositional accuracy, correct images (all asked right, pooled)", ".1f", True),
     "culture_shape": ("culture concept drawn", ".1f", True),
     "consistency_clip_cos": ("consistency with English image", ".3f", True),
+    "cococrola_correctness": ("CoCo-CroLa correctness (vs own English images)", ".3f", True),
+    "cococrola_self_consistency": ("CoCo-CroLa self-consistency", ".3f", True),
+    "cococrola_inverse_specificity": ("CoCo-CroLa inverse specificity", ".3f", False),
 }
 QUALITY = "consistency_clip_cos"
 

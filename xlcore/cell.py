@@ -318,8 +318,8 @@ class CellRun:
 
     def summary(self) -> dict[str, float]:
         """The cell's headline numbers (the notebook prints them; tests read them back)."""
-        wanted = ("mean_recall", "compositional_all", "culture_shape", "consistency_clip_cos", "clip_score_raw_cos",
-                  "fid_scorer256")
+        wanted = ("mean_recall", "compositional_overall", "compositional_all", "culture_shape", "consistency_clip_cos",
+                  "clip_score_raw_cos", "fid_scorer256", "cococrola_correctness")
         out: dict[str, float] = {}
         for row in self.rows:
             if row.metric in wanted and (row.metric != "mean_recall" or row.protocol.startswith("first-caption")):

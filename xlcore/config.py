@@ -261,6 +261,10 @@ class GenerationEvalConfig:
                 "without bf16 support, where autocast is emulated and slower.")
     n_culture_prompts: int = option(50, "Culture-concept prompts per non-English language (0 disables).", smoke=3)
     consistency: bool = option(True, "Measure consistency against the English pipeline's images (same seeds).")
+    # `added`, though runs recorded before it drew no concept images: the field adds metrics and changes no
+    # other number, so those runs stay finished (their rows lack the concept scores until they are rerun).
+    concept_samples: int = option(4, "Images per concept and language for CoCo-CroLa's three scores (0 disables).",
+                                  smoke=2, added=True)
     inception_fid: bool = option(True, "Also Inception FID when its weights are on this machine (sd15 preset).")
 
 

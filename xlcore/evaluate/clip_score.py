@@ -3,10 +3,14 @@
 Conventions (they do not compare with each other; the name travels with every number):
 - `raw_cos`: the mean cosine similarity, 0-1 scale: AltDiffusion's report (open_clip ViT-B-32-quickgelu,
   laion400m_e32, against the English caption), and the write-up's "0.31";
-- `torchmetrics`: torchmetrics' `CLIPScore`, max(100 * mean cosine, 0), computed by torchmetrics itself
-  through a small adapter that hands it this module's encoders (so the two conventions share the
-  embeddings and differ only in the formula);
-- `heim`: 100 * cosine, no clipping (HELM's HEIM).
+- `torchmetrics`: torchmetrics' `CLIPScore` over the whole set, max(100 * mean cosine, 0), computed by
+  torchmetrics itself through a small adapter that hands it this module's encoders (so the conventions
+  share the embeddings and differ only in the formula);
+- `heim`: HELM's HEIM English CLIP score. HELM's `CLIPScorer` (helm/benchmark/metrics/image_generation/
+  clip_scorers/clip_scorer.py) calls torchmetrics' CLIPScore on one image at a time, so every image's
+  score is floored at 0 before the mean: mean(max(100 * cosine, 0));
+- `100cos`: 100 * mean cosine, no floor (HELM's multilingual scorer's formula); equal to `heim` when no
+  cosine is negative.
 
 Models, all offline:
 - `ToyClipScorer`: the toy backbone's frozen English CLIP (a world model: it knows the world's English
@@ -30,7 +34,7 @@ from ..errors import MissingWeightsError
 
 log = logging.getLogger(__name__)
 
-CONVENTIONS = ("raw_cos", "torchmetrics", "heim")
+CONVENTIONS = ("raw_cos", "torchmetrics", "heim", "100cos")
 ALTDIFFUSION_MODEL = ("ViT-B-32-quickgelu", "laion400m_e32")
 
 
@@ -69,9 +73,9 @@ class ClipScorer:
 
     def scores(self, images: torch.Tensor, texts: Sequence[str]) -> dict[str, float]:
         """The mean CLIP score of (image, caption) pairs under every convention."""
-        cos = self.cosines(images, texts)
-        return {"raw_cos": float(cos.mean()), "heim": float(100 * cos.mean()),
-                "torchmetrics": torchmetrics_clip_score(self, images, texts)}
+        cos = self.cosines(images, texts).double()
+        return {"raw_cos": float(cos.mean()), "heim": float((100 * cos).clamp(min=0).mean()),
+                "100cos": float(100 * cos.mean()), "torchmetrics": torchmetrics_clip_score(self, images, texts)}
 
 
 class ToyClipScorer(ClipScorer):

@@ -16,7 +16,9 @@ index), then measures per language:
   the system's image for prompt i in language X and the untouched English pipeline's image for the
   English prompt i with the same seed;
 - culture-concept accuracy (toy world, non-English): the scorer judges images drawn from prompts that
-  name the language's own concept, which the English backbone never saw.
+  name the language's own concept, which the English backbone never saw;
+- CoCo-CroLa's correctness, self-consistency and inverse specificity (`evaluate.concepts`) on the
+  world's shapes or a real concept list, several samples per concept.
 
 Every protocol choice (sampler, steps, guidance, negative prompt, seeds, feature extractor, CLIP model
 and convention, caption language, reference set) is written into the measurement's protocol text.
@@ -38,7 +40,8 @@ from ..config import GenerationEvalConfig, config_hash
 from ..errors import ConfigError, MissingWeightsError
 from .clip_score import ClipScorer, ToyClipScorer
 from .common import EnglishBackbone, Measurement, reads_language
-from .compositional import judge, summarise
+from .compositional import geneval_overall, judge, summarise
+from .concepts import CocoCrolaFeatures, measure_concepts
 from .fid import CleanInception, ScorerFeatures, frechet_distance
 from .prompt_sets import WorldPrompts
 
@@ -112,6 +115,18 @@ def english_reference(backbone, source, config: GenerationEvalConfig, cache_dir:
     return images
 
 
+def concept_features(backbone, clip_scorer: ClipScorer):
+    """The feature extractor of CoCo-CroLa's scores: CoCo-CroLa's own CLIP vision tower on a real preset
+    where its weights are on the machine, otherwise the CLIP score's image tower; returns (embed, name)."""
+    if backbone.preset != "toy":
+        try:
+            features = CocoCrolaFeatures(device=backbone.device)
+            return features, features.name
+        except MissingWeightsError as err:
+            log.warning("CoCo-CroLa's scores with %s instead of its own extractor: %s", clip_scorer.name, err)
+    return clip_scorer.encode_images, f"{clip_scorer.name} image embeddings"
+
+
 def evaluate_generation(system, source, config: GenerationEvalConfig | None = None, *,
                         clip_scorer: ClipScorer | None = None, reference: torch.Tensor | None = None,
                         cache_dir: str | Path | None = None, progress: bool = True) -> GenerationResult:
@@ -150,8 +165,13 @@ def evaluate_generation(system, source, config: GenerationEvalConfig | None = No
         n = f"{len(prompts)} prompts"
         if scorer is not None:
             summary = summarise(judge(scorer.predict(images), scenes))
+            overall = geneval_overall(summary)
+            if overall is not None:
+                summary["overall"] = overall
             result.measurements.append(Measurement(
-                lang, bench, f"{n}; {sampling}; world attribute scorer, GenEval style ('all': every asked attribute right)",
+                lang, bench, f"{n}; {sampling}; world attribute scorer; 'all': every asked attribute right, slot-based, "
+                "pooled over prompts (GenEval's '% correct images'); 'geneval_*': GenEval's task groups judged as GenEval "
+                "does (two objects in any order); 'overall': their unweighted mean (GenEval's headline); exact averages",
                 {f"compositional_{k}": v for k, v in summary.items()}))
             result.measurements.append(Measurement(
                 lang, bench, f"{n}; {sampling}; Frechet distance of the world scorer's 256-d penultimate features (resize: "
@@ -168,7 +188,8 @@ def evaluate_generation(system, source, config: GenerationEvalConfig | None = No
             result.measurements.append(Measurement(
                 lang, bench, f"{n}; {sampling}; CLIP {clip_scorer.name} against the English caption of each prompt; "
                 "raw_cos = mean cosine (AltDiffusion's convention), torchmetrics = max(100*mean cos, 0) computed by "
-                "torchmetrics' CLIPScore, heim = 100*mean cos", {f"clip_score_{k}": v for k, v in scores.items()}))
+                "torchmetrics' CLIPScore, heim = mean of max(100*cos, 0) per image (HELM's English CLIPScorer), "
+                "100cos = 100*mean cos", {f"clip_score_{k}": v for k, v in scores.items()}))
         if reference is not None:
             if len(reference) < len(images):
                 raise ValueError(f"the English reference has {len(reference)} images for {len(images)} prompts")
@@ -176,7 +197,7 @@ def evaluate_generation(system, source, config: GenerationEvalConfig | None = No
             result.measurements.append(Measurement(
                 lang, bench, f"{n}; {sampling}; cosine of {clip_scorer.name} image embeddings between this image and the "
                 "untouched English pipeline's image for the English prompt with the same seed (CoCo-CroLa style)",
-                {"consistency_clip_cos": float(cos.mean())}))
+                {"consistency_clip_cos": float(cos.double().mean())}))
         if lang != "en" and scorer is not None and config.n_culture_prompts:
             culture = prompts_of.culture_prompts(lang)[:config.n_culture_prompts]
             if culture:
@@ -188,4 +209,22 @@ def evaluate_generation(system, source, config: GenerationEvalConfig | None = No
                     f"{len(culture)} prompts naming {lang}'s own concept (never in English data); {sampling}; world "
                     "attribute scorer: 'shape' = the concept drawn, 'all' = every asked attribute right",
                     {f"culture_{k}": v for k, v in summary.items()}))
+    concepts = prompts_of.concept_prompts(config.concept_samples) if config.concept_samples else []
+    if concepts and languages:
+        embed, extractor = concept_features(backbone, clip_scorer)
+        source = "en" if "en" in prompts_of.languages and reads_language(system, "en") else None
+
+        def draw_concepts(texts, lang, indices):
+            return draw(system, texts, lang, [config.seed * SEED_STRIDE + i for i in indices], config)
+
+        scores = measure_concepts(draw_concepts, concepts, languages, embed, source)
+        named = "CoCo-CroLa concept list" if not prompts_of.scored else "the world's shapes, each language's culture concept in it alone"
+        for lang, values in scores.items():
+            result.measurements.append(Measurement(
+                lang, f"{bench}/concepts" if prompts_of.scored else bench,
+                f"{len({p.concept for p in concepts if lang in p.captions})} concepts ({named}), {config.concept_samples} "
+                f"samples each; {sampling}; features: {extractor}; CoCo-CroLa's correctness (against the system's own "
+                f"{'English images' if source else 'source language: none, the system does not read English'}), "
+                "self-consistency, inverse specificity (against one image of every concept; lower is more specific)",
+                {f"cococrola_{k}": v for k, v in values.items()}))
     return result

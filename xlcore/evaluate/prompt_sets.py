@@ -63,6 +63,11 @@ class WorldPrompts:
     def descriptor(self) -> dict[str, Any]:
         return {"world": self.world.config}
 
+    def concept_prompts(self, samples: int) -> list:
+        from .concepts import world_concept_prompts
+
+        return world_concept_prompts(self.world, samples)
+
     reference_note = ("clean renders of the same prompts (list in assets/fid_reference_toy.csv)")
 
 
@@ -76,6 +81,7 @@ class CaptionPrompts:
     image_size: int = 299
     scored: bool = False
     languages: tuple[str, ...] = field(default=())
+    concept_list: bool = False  # CoCo-CroLa's kind: each prompt names one concept (its three scores apply)
 
     def __post_init__(self) -> None:
         if not self.items:
@@ -99,6 +105,11 @@ class CaptionPrompts:
 
     def culture_prompts(self, lang: str) -> Sequence:
         return ()
+
+    def concept_prompts(self, samples: int) -> list:
+        from .concepts import listed_concept_prompts
+
+        return listed_concept_prompts(self.items, samples) if self.concept_list else []
 
     def descriptor(self) -> dict[str, Any]:
         listed = "\n".join(f"{p.image}\t" + "\t".join(f"{k}={v}" for k, v in sorted(p.captions.items()))
@@ -146,4 +157,4 @@ def concepts(path: str | Path, templates: Mapping[str, str] | None = None) -> Ca
                 raise DataFormatError(path, f"concept {number + 1} has no {lang!r} word", line=number + 2)
             captions[lang] = templates.get(lang, "a photo of {}" if lang == "en" else "{}").format(concept.strip())
         items.append(EvalPrompt(number, captions))
-    return CaptionPrompts(f"cococrola/{path.stem}", items, str(path))
+    return CaptionPrompts(f"cococrola/{path.stem}", items, str(path), concept_list=True)
