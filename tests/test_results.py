@@ -42,6 +42,22 @@ def test_config_is_kept_once_per_hash(tmp_path):
     assert len(list(store.configs_dir.iterdir())) == 1
 
 
+def test_per_prompt_outcomes_round_trip_by_language_and_benchmark(tmp_path):
+    import math
+
+    store = ResultsStore(tmp_path / "results.csv")
+    store.save_per_prompt("cell-x", "de", "prompts", {"compositional_all": [1, 0, -1]})
+    store.save_per_prompt("cell-x", "en", "prompts", {"compositional_all": [0, 0, 1]})
+    stored = store.per_prompt("cell-x")
+    assert stored["en"]["prompts"]["compositional_all"] == [0.0, 0.0, 1.0]
+    de = stored["de"]["prompts"]["compositional_all"]
+    assert de[:2] == [1.0, 0.0] and math.isnan(de[2])
+    assert store.per_prompt("cell-unknown") == {}
+    (tmp_path / "per_prompt" / "cell-x.json").write_text("{not json")
+    with pytest.raises(DataFormatError, match="cell-x.json.*not JSON"):
+        store.per_prompt("cell-x")
+
+
 def test_a_crash_during_write_leaves_the_previous_table_intact(tmp_path, monkeypatch):
     store = ResultsStore(tmp_path / "results.csv")
     store.append(rows_for(store))

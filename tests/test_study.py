@@ -44,8 +44,10 @@ def test_smoke_study_writes_results_and_figures_and_resumes(tmp_path):
 
     evaluated = frame[frame["run_id"].str.startswith("cell-")]
     assert set(evaluated["method"]) == set(METHODS.names()) | {"english-backbone"}
-    for metric in ("mean_recall", "compositional_all", "culture_shape", "fid_scorer256", "clip_score_raw_cos",
-                   "clip_score_torchmetrics", "consistency_clip_cos"):
+    for metric in ("mean_recall", "compositional_all", "compositional_overall", "culture_shape", "fid_scorer256",
+                   "clip_score_raw_cos", "clip_score_torchmetrics", "clip_score_heim", "clip_score_100cos",
+                   "consistency_clip_cos", "cococrola_correctness", "cococrola_self_consistency",
+                   "cococrola_inverse_specificity"):
         assert metric in set(evaluated["metric"]), metric
     assert set(evaluated[evaluated["metric"] == "mean_recall"]["protocol"].str.split(" ").str[0]) == {
         "all-captions", "first-caption"}
@@ -69,6 +71,21 @@ def test_smoke_study_writes_results_and_figures_and_resumes(tmp_path):
     assert "\\begin{tabular}" in (tmp_path / "fig" / "tables" / "generation.tex").read_text()
     table = methods_table(results.path)
     assert all(f"| {name} |" in table for name in set(evaluated["method"]))
+    assert "| GenEval overall | correct images |" in table
+    # m-GenEval's reading from the per-prompt outcomes kept beside the table, against a direct computation
+    from xlcore.analysis import cross_lingual_table
+
+    cross = cross_lingual_table(results.path, frame)
+    assert "right in every target language" in (tmp_path / "fig" / "tables" / "cross_lingual_compositional.md").read_text()
+    cells = evaluated[(evaluated["method"] == "translate_oracle") & (evaluated["metric"] == "compositional_all")]
+    judged = {row.language: results.per_prompt(row.run_id)[row.language][row.benchmark]["compositional_all"]
+              for row in cells.itertuples() if row.language != "en"}
+    every = [all(judged[lang][i] == 1.0 for lang in judged) for i in range(len(judged["de"]))]
+    assert cross.loc["translate_oracle", "right in every target language"] == f"{100 * sum(every) / len(every):.1f} (n=1)"
+    english = results.per_prompt(cells[cells["language"] == "en"]["run_id"].item())["en"]
+    english = next(iter(english.values()))["compositional_all"]
+    agree = sum(a == b for a, b in zip(english, judged["de"])) / len(english)  # the oracle's German is its English
+    assert agree == 1.0 and cross.loc["translate_oracle", "agreement with English"] == "100.0 (n=1)"
     assert "| trikd/trikd |" in cost_table(results.path)
 
     second = run_cli(*args, cwd=tmp_path)

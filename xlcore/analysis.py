@@ -102,6 +102,45 @@ def generation_table(frame: pd.DataFrame) -> pd.DataFrame:
     return table.sort_index(key=lambda idx: idx.map(order) if idx.name == "method" else idx)
 
 
+def cross_lingual_table(results_path: str | Path, frame: pd.DataFrame, metric: str = "compositional_all") -> pd.DataFrame:
+    """m-GenEval's cross-lingual reading of the per-prompt judgement `metric` (kept beside the table,
+    `ResultsStore.per_prompt`): per method, the share of prompts judged right in every target language it
+    was evaluated in, and the mean agreement of each target language's judgement with its English one
+    (where the method has an English cell), mean ± std over seeds. Empty until cells stored per-prompt
+    outcomes."""
+    import torch
+
+    from .evaluate.compositional import all_languages_correct
+
+    store = ResultsStore(results_path)
+    cells = latest_runs(frame, "cell-")
+    runs = cells[cells["metric"] == metric][["method", "language", "seed", "run_id", "benchmark"]].drop_duplicates()
+    records = []
+    for (method, seed), group in runs.groupby(["method", "seed"]):
+        outcomes = {}
+        for row in group.itertuples():
+            values = store.per_prompt(row.run_id).get(row.language, {}).get(row.benchmark, {}).get(metric)
+            if values is not None:
+                outcomes[row.language] = torch.tensor(values)
+        targets = {lang: v for lang, v in outcomes.items() if lang != "en"}
+        if not targets:
+            continue
+        both = all_languages_correct({**({"en": outcomes["en"]} if "en" in outcomes else {}), **targets})
+        every = all_languages_correct(targets)["all_languages"]
+        agreement = [v for k, v in both.items() if k.startswith("agrees_with_en/")]
+        records += [{"method": method, "seed": seed, "quantity": "right in every target language", "value": every}]
+        if agreement:
+            records.append({"method": method, "seed": seed, "quantity": "agreement with English",
+                            "value": sum(agreement) / len(agreement)})
+    if not records:
+        return pd.DataFrame()
+    stats = summarise_seeds(pd.DataFrame(records), ["method", "quantity"])
+    stats["cell"] = [_cell(r["mean"], r["std"], r["n"], ".1f") for _, r in stats.iterrows()]
+    table = stats.pivot(index="method", columns="quantity", values="cell").fillna("-")
+    columns = [c for c in ("right in every target language", "agreement with English") if c in table.columns]
+    return table.loc[ordered_methods(table.index), columns]
+
+
 def method_quality(frame: pd.DataFrame, metric: str = QUALITY) -> pd.DataFrame:
     """Per method: `metric` over its non-English cells (English for the backbone), mean and std over seeds."""
     values = cell_values(frame, metric)
@@ -284,6 +323,7 @@ def write_analysis(results_path: str | Path, figures_dir: str | Path, tables_dir
     tables_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     tables = (("retrieval", retrieval_table(frame)), ("generation", generation_table(frame)),
+              ("cross_lingual_compositional", cross_lingual_table(results_path, frame)),
               ("claims_audit", audit_claims(results_path, frame).set_index("claim")))
     for name, table in tables:
         if table.empty:
@@ -298,7 +338,7 @@ def write_analysis(results_path: str | Path, figures_dir: str | Path, tables_dir
     return written
 
 
-__all__ = ["generation_table", "language_bars", "parameter_efficiency_figure", "quality_cost_figure",
+__all__ = ["cross_lingual_table", "generation_table", "language_bars", "parameter_efficiency_figure", "quality_cost_figure",
            "retrieval_table", "write_analysis"]
 
 

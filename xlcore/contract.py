@@ -29,6 +29,9 @@ class Measurement:
     protocol: str
     metrics: dict[str, float]
     stage: str | None = None  # overrides the run's stage (cost is measured per training stage)
+    # Per-prompt outcomes behind some metrics (name -> one 0/1 per prompt in prompt order, -1 where the
+    # judgement does not apply), kept beside the table so cross-lingual readings can pair prompts.
+    per_prompt: dict[str, list[int]] | None = None
 
 
 @dataclass(frozen=True)

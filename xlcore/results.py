@@ -171,6 +171,30 @@ class ResultsStore:
             atomic_write_bytes(target, payload.encode())
         return target
 
+    def save_per_prompt(self, run_id: str, language: str, benchmark: str, outcomes: dict[str, list[int]]) -> Path:
+        """Keep a run's per-prompt outcomes (`Measurement.per_prompt`) in `per_prompt/<run_id>.json` next to
+        the table, merged by language and benchmark."""
+        target = self.path.parent / "per_prompt" / f"{run_id}.json"
+        with self._locked():
+            stored = json.loads(target.read_text()) if target.exists() else {}
+            stored.setdefault(language, {})[benchmark] = {name: "".join("x" if v < 0 else str(v) for v in values)
+                                                          for name, values in outcomes.items()}
+            atomic_write_bytes(target, (json.dumps(stored, indent=1, sort_keys=True) + "\n").encode())
+        return target
+
+    def per_prompt(self, run_id: str) -> dict[str, dict[str, dict[str, list[float]]]]:
+        """A run's stored per-prompt outcomes: language -> benchmark -> metric -> 1.0 / 0.0 / NaN per prompt."""
+        target = self.path.parent / "per_prompt" / f"{run_id}.json"
+        if not target.exists():
+            return {}
+        try:
+            stored = json.loads(target.read_text())
+        except json.JSONDecodeError as err:
+            raise DataFormatError(target, f"not JSON ({err.msg})", line=err.lineno) from None
+        decode = {"0": 0.0, "1": 1.0, "x": float("nan")}
+        return {lang: {bench: {name: [decode[c] for c in text] for name, text in metrics.items()}
+                       for bench, metrics in benches.items()} for lang, benches in stored.items()}
+
     def append(self, rows: Iterable[ResultRow]) -> int:
         """Append rows atomically; returns how many were written."""
         rows = list(rows)

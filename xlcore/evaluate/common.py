@@ -31,6 +31,7 @@ def reads_language(system, lang: str) -> bool:
 def write_measurements(measurements: Iterable[Measurement], run: RunInfo, store: ResultsStore | None = None
                        ) -> list[ResultRow]:
     """Rows for `measurements` under `run`; appended to `store` (atomically, in one write) when given."""
+    measurements = list(measurements)
     maker = store if store is not None else ResultsStore("unwritten.csv")  # make_rows touches no file
     rows: list[ResultRow] = []
     for m in measurements:
@@ -40,6 +41,9 @@ def write_measurements(measurements: Iterable[Measurement], run: RunInfo, store:
             protocol=m.protocol, notes=run.notes)
     if store is not None:
         store.append(rows)
+        for m in measurements:
+            if m.per_prompt:
+                store.save_per_prompt(run.run_id, m.language, m.benchmark, m.per_prompt)
     return rows
 
 

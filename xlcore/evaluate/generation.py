@@ -40,7 +40,7 @@ from ..config import GenerationEvalConfig, config_hash
 from ..errors import ConfigError, MissingWeightsError
 from .clip_score import ClipScorer, ToyClipScorer
 from .common import EnglishBackbone, Measurement, reads_language
-from .compositional import geneval_overall, judge, summarise
+from .compositional import GENEVAL_TASKS, geneval_overall, judge, summarise
 from .concepts import CocoCrolaFeatures, measure_concepts
 from .fid import CleanInception, ScorerFeatures, frechet_distance
 from .prompt_sets import WorldPrompts
@@ -164,7 +164,8 @@ def evaluate_generation(system, source, config: GenerationEvalConfig | None = No
         result.images[lang] = images
         n = f"{len(prompts)} prompts"
         if scorer is not None:
-            summary = summarise(judge(scorer.predict(images), scenes))
+            judged = judge(scorer.predict(images), scenes)
+            summary = summarise(judged)
             overall = geneval_overall(summary)
             if overall is not None:
                 summary["overall"] = overall
@@ -172,7 +173,9 @@ def evaluate_generation(system, source, config: GenerationEvalConfig | None = No
                 lang, bench, f"{n}; {sampling}; world attribute scorer; 'all': every asked attribute right, slot-based, "
                 "pooled over prompts (GenEval's '% correct images'); 'geneval_*': GenEval's task groups judged as GenEval "
                 "does (two objects in any order); 'overall': their unweighted mean (GenEval's headline); exact averages",
-                {f"compositional_{k}": v for k, v in summary.items()}))
+                {f"compositional_{k}": v for k, v in summary.items()},
+                per_prompt={f"compositional_{k}": [-1 if v != v else int(v) for v in values.tolist()]
+                            for k, values in judged.items() if k in ("all", *GENEVAL_TASKS)}))
             result.measurements.append(Measurement(
                 lang, bench, f"{n}; {sampling}; Frechet distance of the world scorer's 256-d penultimate features (resize: "
                 f"area to 32 px) against clean renders of the same prompts (sha256 {reference_digest}; list in "
