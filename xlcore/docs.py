@@ -47,7 +47,7 @@ def _method_sections() -> str:
     module's docstring (what trains, the loss, the upstream source)."""
     import inspect
 
-    from .methods._base import describe
+    from .methods._base import default_config, describe
     from .registry import METHODS
     from .report import ordered_methods
 
@@ -63,8 +63,8 @@ def _method_sections() -> str:
         else:
             described[module.__name__] = name
             lines += [f"From [`{path}`](../{path}):", "", inspect.getdoc(module)]
-        label = info.cls.__dict__.get("label")
-        if isinstance(label, str) and label:
+        label = info.cls.label_for(default_config(name))
+        if label:
             lines += ["", f"Noted in the results table: {label}."]
         sections.append("\n".join(lines))
     return "\n\n".join(sections)

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -22,6 +23,8 @@ from .common import EnglishBackbone, Measurement, RunInfo, reads_language, write
 from .cost import cost_measurements
 from .generation import GenerationResult, evaluate_generation
 from .retrieval import RetrievalSet, benchmark_retrieval_set, evaluate_retrieval, world_retrieval_set
+
+log = logging.getLogger(__name__)
 
 __all__ = ["EnglishBackbone", "GenerationEvalConfig", "GenerationResult", "Measurement", "RetrievalSet", "RunInfo",
            "benchmark_retrieval_set", "cost_measurements", "evaluate_generation", "evaluate_retrieval",
@@ -41,6 +44,9 @@ def evaluate_system(system, world, config: GenerationEvalConfig, *, captions_per
     else:
         retrieval_sets = [s for s in retrieval_sets if s.language in languages]
     measurements = evaluate_retrieval(system, retrieval_sets, progress=progress)
+    if not getattr(system, "draws", True):  # a retrieval model (mCLIP as published): nothing conditions the UNet
+        log.info("%s does not condition the UNet: retrieval only", getattr(system, "name", system))
+        return measurements, GenerationResult([])
     generation = evaluate_generation(system, prompts if prompts is not None else world, config, cache_dir=cache_dir,
                                      progress=progress, clip_scorer=clip_scorer)
     return measurements + generation.measurements, generation

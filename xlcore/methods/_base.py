@@ -85,6 +85,8 @@ class Method:
     per_language: ClassVar[bool] = False  # one run per target language (IAP, PEA)
     uses_unet_gradients: ClassVar[bool] = False  # back-propagates through the UNet: it cannot be cached
     label: ClassVar[str] = ""  # deviations and extensions, copied into the results table's notes
+    # (a method whose note depends on its settings overrides `label_for` and sets `label = settings_label`)
+    draws: bool = True  # whether the method conditions the UNet (else it is evaluated on retrieval only)
     # What the notebooks, the demo and the report show (see `describe`)
     title: ClassVar[str] = ""  # the notebook's heading, with the paper
     summary: ClassVar[str] = ""  # one line: what the system is (demo captions, the Systems table)
@@ -134,6 +136,12 @@ class Method:
             return config
         sizes = {f.name: 0 for f in dataclasses.fields(config) if "items" in f.name and f.type in (int, "int")}
         return dataclasses.replace(config, **sizes, **cls.sd15_settings())
+
+    @classmethod
+    def label_for(cls, config: Any) -> str:
+        """The results table's note for a run with `config`: the class's fixed `label` unless overridden."""
+        label = getattr(cls, "label", "")
+        return label if isinstance(label, str) else ""
 
     @classmethod
     def sd15_settings(cls) -> dict[str, Any]:
@@ -350,6 +358,10 @@ class Method:
         sample = noisy_sample(self.backbone.noise_scheduler, x0.to(dtype))
         prediction = unet(sample.noisy, sample.timesteps, encoder_hidden_states=context.to(dtype), **unet_kwargs).sample
         return denoising_loss(prediction, sample), sample, prediction
+
+
+settings_label = property(lambda self: type(self).label_for(self.config),
+                          doc="The note of this method's settings (`Method.label_for`).")
 
 
 class SingleStageMethod(Method):

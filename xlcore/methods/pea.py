@@ -11,7 +11,9 @@ over the outputs of every down block, the mid block and every up block. 10% of c
 the empty prompt on both sides (the student's empty target-language prompt, the teacher's empty English
 one), so the adapter also learns the unconditional input used for guidance. Items with no English
 caption (the world's culture concepts, which English cannot name) get only the denoising term: the
-distillation terms need a teacher, as in upstream's hybrid training.
+distillation terms need a teacher. Upstream's hybrid training goes further (`hybrid_masking='upstream'`):
+native items get only the denoising term and translated items (those with an English caption) only the
+distillation terms; the default, labelled, denoises every item.
 
 Upstream optimiser: AdamW lr 1e-5, 100 warmup steps, polynomial decay; its weight decay of 0.1 is not
 applied (the adapter's parameter group has no weight-decay key). The toy run trains ~100x fewer steps,
@@ -26,9 +28,10 @@ import torch
 from torch import nn
 
 from ..config import option
+from ..errors import ConfigError
 from ..registry import METHODS
 from ..train import TrainConfig
-from ._base import Conditioning, SingleStageMethod, StageData, capture_blocks
+from ._base import Conditioning, SingleStageMethod, StageData, capture_blocks, settings_label
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,13 @@ class PEAConfig:
     output_kd_weight: float = option(1.0, "Weight of MSE(eps_student, eps_teacher).")
     feature_kd_weight: float = option(0.1, "Weight of the summed block-feature MSEs (paper: 0.1).")
     caption_dropout: float = option(0.1, "Share of captions replaced by the empty prompt on both sides.")
+    # `added`: the default is the rule every recorded PEA run trained with.
+    hybrid_masking: str = option(
+        "denoise_all", "Which items get which terms. 'denoise_all': the denoising term on every item, the "
+        "distillation terms on items with an English caption (averaged over those). 'upstream': as "
+        "train_sd_zh.py's --hybrid_training, the denoising term only on native items (no English caption: "
+        "zh_or_not = 1) and the distillation terms only on translated ones, each masked per sample and "
+        "averaged over the whole batch.", added=True)
     train_items: int = option(5000, "Target-language image-text items (with their English captions); 0: all the corpus has (sd15).", smoke=32)
     train: TrainConfig = option(
         lambda: TrainConfig(steps=300, batch_size=32, optimizer="adamw", lr=3e-4, weight_decay=0.0,
@@ -100,7 +110,15 @@ class PEA(SingleStageMethod):
     stage_name = "adapter"
     per_language = True
     uses_unet_gradients = True
-    label = "toy optimiser: lr 3e-4 cosine (upstream 1e-5 polynomial)"
+    label = settings_label
+
+    @classmethod
+    def label_for(cls, config) -> str:
+        masking = ("upstream hybrid masking" if config.hybrid_masking == "upstream"
+                   else "denoising on every item (upstream: native items only)")
+        optimiser = [] if config.train.lr == 1e-5 else [f"optimiser lr {config.train.lr:g} {config.train.schedule} "
+                                                         "(upstream 1e-5 linear)"]
+        return "; ".join([*optimiser, masking])
 
     @classmethod
     def sd15_settings(cls) -> dict:
@@ -133,11 +151,20 @@ class PEA(SingleStageMethod):
             denoise, sample, prediction = self.denoise(unet, batch["x0"], student_context)
         with torch.no_grad(), capture_blocks(unet) as teacher_blocks:
             teacher = unet(sample.noisy, sample.timesteps, encoder_hidden_states=en.to(student_context.dtype)).sample
-        teach = (batch["has_english"].bool() | drop).float()  # the empty prompt has an English side
-        weight = teach / teach.sum().clamp(min=1)
-
         def per_sample(a, b):
             return ((a.float() - b.float()) ** 2).mean(dim=tuple(range(1, a.ndim)))
+
+        if c.hybrid_masking == "upstream":
+            # train_sd_zh.py: loss * zh_or_not and loss * (1 - zh_or_not), then .mean() over the batch; a
+            # dropped caption keeps its item's kind (both sides get the empty prompt).
+            translated = batch["has_english"].float()
+            denoise = ((1 - translated) * per_sample(prediction, sample.target)).mean()
+            weight = translated / len(translated)
+        elif c.hybrid_masking == "denoise_all":
+            teach = (batch["has_english"].bool() | drop).float()  # the empty prompt has an English side
+            weight = teach / teach.sum().clamp(min=1)
+        else:
+            raise ConfigError(f"hybrid_masking must be 'denoise_all' or 'upstream', got {c.hybrid_masking!r}")
 
         output_kd = (weight * per_sample(prediction, teacher)).sum()
         feature_kd = sum((weight * per_sample(s, t)).sum() for s, t in zip(student_blocks, teacher_blocks))

@@ -37,7 +37,8 @@ from ..config import option
 from ..errors import ConfigError
 from ..registry import METHODS
 from ..train import TrainConfig
-from ._base import Conditioning, Method, StageData, Variant, cross_attention_modules, masked_mean, symmetric_info_nce, trim_padding
+from ._base import (Conditioning, Method, StageData, Variant, cross_attention_modules, masked_mean, settings_label,
+                    symmetric_info_nce, trim_padding)
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,15 @@ class TriKDConfig:
     itc_init_temperature: float = option(0.07, "Initial temperature of the learnable ITC logit scale (paper: 0.07).")
     max_logit_scale: float = option(100.0, "Cap of the ITC logit scale (CLIP: 100).")
     ttc_temperature: float = option(0.07, "Fixed temperature of TTC (paper: 0.07).")
+    # `added`: 'temperature' is what every recorded run did.
+    ttc_logit_scale: str = option(
+        "temperature", "How TTC's logits are scaled: 'temperature' divides the cosines by ttc_temperature (the "
+        "paper's 0.07); 'released' multiplies them by log(1 / ttc_temperature) = 2.66, as the released code does "
+        "(fairseq/criterions/multimodal_ctl_loss.py: tt_logit_scale = np.log(1 / 0.07), never exponentiated; an "
+        "effective temperature of 0.38).", added=True)
     token_alignment_weight: float = option(
-        1.0, "Study's extension for generation: weight of cross-attention output matching of the token head "
-             "(0 turns it off; then the X-projector's states condition the UNet directly).")
+        1.0, "Study's extension for generation: weight of cross-attention output matching of the token head. "
+             "0 is mCLIP as published: no token head, a retrieval model that draws nothing.")
     probe_queries: int = option(16, "Random probe queries per cross-attention layer for the token alignment term.")
     mte: bool = option(False, "Run the MTE enhancement stage first (mCLIP+): contrastive training of the "
                               "multilingual encoder on parallel text.")
@@ -171,8 +178,17 @@ class TriKD(Method):
     published_budgets = PUBLISHED_BUDGETS
     variants = {"mclip_plus": MCLIP_PLUS}
     config_class = TriKDConfig
-    label = ("token-alignment extension for generation (study's, weight in config); "
-             "mte stage: contrastive only, no translation decoder")
+    label = settings_label
+
+    @classmethod
+    def label_for(cls, c) -> str:
+        parts = ["token-alignment extension for generation (study's, weight in config)" if c.token_alignment_weight > 0
+                 else "mCLIP as published: retrieval only"]
+        if c.ttc_logit_scale == "released":
+            parts.append("TTC logit scale as released (2.66)")
+        if c.mte:
+            parts.append("mte stage: contrastive only, no translation decoder")
+        return "; ".join(parts)
 
     @classmethod
     def sd15_settings(cls) -> dict:
@@ -203,9 +219,9 @@ class TriKD(Method):
         self.logit_scale = _Scalar(math.log(1 / c.itc_init_temperature))
         cross = bb.unet.config.cross_attention_dim
         self.token_head = nn.Linear(width, cross, bias=False) if c.token_alignment_weight > 0 else None
-        if self.token_head is None and width != cross:
-            raise ConfigError(f"without the token head the X-projector width ({width}) must equal the UNet's "
-                              f"cross-attention width ({cross}); set token_alignment_weight > 0")
+        self.draws = self.token_head is not None  # mCLIP itself never conditioned a UNet
+        if c.ttc_logit_scale not in ("temperature", "released"):
+            raise ConfigError(f"ttc_logit_scale must be 'temperature' or 'released', got {c.ttc_logit_scale!r}")
         self.encoder = self.trainable_copy(bb.multilingual) if c.mte else None
 
     def modules(self) -> dict[str, nn.Module]:
@@ -256,7 +272,8 @@ class TriKD(Method):
         h_t = self.clip_projector(batch["en.pooled"])
         scale = self.logit_scale.value.exp().clamp(max=c.max_logit_scale)
         itc = symmetric_info_nce(h_x, h_i, scale)
-        ttc = symmetric_info_nce(h_x, h_t, 1.0 / c.ttc_temperature)
+        ttc_scale = 1.0 / c.ttc_temperature if c.ttc_logit_scale == "temperature" else math.log(1.0 / c.ttc_temperature)
+        ttc = symmetric_info_nce(h_x, h_t, ttc_scale)
         terms = {"itc": itc, "ttc": ttc, "logit_scale": scale.detach()}
         loss = itc + c.ttc_weight * ttc
         if self.token_head is not None:
@@ -275,7 +292,7 @@ class TriKD(Method):
         loss = symmetric_info_nce(pooled("x"), pooled("en"), 1.0 / self.config.mte_temperature)
         return {"loss": loss}
 
-    def _encode(self, texts, lang):
+    def _encode(self, texts, lang):  # without the token head (mCLIP as published) only `pooled` is meaningful
         bb = self.backbone
         tokens = bb.tokenize_multilingual(texts)
         states = self.multilingual(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]).last_hidden_state
