@@ -4,6 +4,8 @@ import dataclasses
 
 import pytest
 
+from xlcore.settings import resolve_study
+
 from xlcore.config import (PRESETS, StudyConfig, WorldConfig, apply_smoke, config_hash, from_dict, help_texts,
                            load_preset, override, parse_override, to_dict)
 from xlcore.errors import ConfigError
@@ -46,6 +48,17 @@ def test_overrides_are_type_checked_and_unknown_fields_rejected():
         from_dict(WorldConfig, {"sed": 1})
     with pytest.raises(ConfigError, match=r"expected a list"):
         override(config, **{"world.languages": "en"})
+
+
+def test_a_field_added_after_runs_were_recorded_can_be_set_and_keeps_old_hashes_at_its_default():
+    from xlcore.methods._base import default_config
+
+    pea = default_config("pea")
+    changed = override(pea, hybrid_masking="upstream")  # an `added` field at its default is still settable
+    assert changed.hybrid_masking == "upstream" and config_hash(changed) != config_hash(pea)
+    assert "hybrid_masking" not in to_dict(pea) and to_dict(pea, complete=True)["hybrid_masking"] == "denoise_all"
+    study = resolve_study("toy", overrides={"pea.hybrid_masking": "upstream"})
+    assert study.methods["pea"].hybrid_masking == "upstream"
 
 
 def test_round_trip_and_hash_are_stable():

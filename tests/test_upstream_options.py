@@ -94,3 +94,36 @@ def test_altclip_teacher_stage_without_dropout_is_deterministic_and_restores_it(
     default = make("altclip", smoke_backbone)
     default.student.train()
     assert default.loss(batch, "teacher")["loss"].item() != default.loss(batch, "teacher")["loss"].item()
+
+
+def test_upstream_mte_trains_the_decoder_then_the_encoder_layers_and_keeps_embeddings_frozen(smoke_backbone,
+                                                                                             small_world, tmp_path):
+    from xlcore.experiment import train_method
+    from xlcore.train import TrainConfig
+
+    method = make("trikd", smoke_backbone, mte=True, mte_objective="upstream", mte_decoder_layers=1)
+    assert method.stages == ("mte_translation", "mte", "trikd")
+    decoder_only = method.trainable_parameters("mte_translation")
+    assert decoder_only and all(n.startswith("mte_decoder.") for n in decoder_only)
+    second = method.trainable_parameters("mte")
+    assert any(n.startswith("encoder.") for n in second) and any(n.startswith("mte_decoder.") for n in second)
+    assert not any("embeddings" in n for n in second), "embeddings stay frozen (upstream embfix / xlmr_2stage)"
+    assert not any(n.startswith("mte_decoder") for n in method.trainable_parameters("trikd"))
+    terms = method.loss(batch_for(method, "mte_translation", small_world), "mte_translation")
+    assert set(terms) == {"translation", "loss"} and terms["loss"] > 0
+    terms = method.loss(batch_for(method, "mte", small_world), "mte")
+    assert set(terms) == {"translation", "contrastive", "loss"}
+    expected = terms["translation"] + 2.0 * terms["contrastive"] / 4  # fairseq's normalisation, batch of 4
+    assert terms["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    # one step of each stage: the encoder is untouched by the first, its embeddings by both
+    encoder = {n: p.detach().clone() for n, p in method.encoder.named_parameters()}
+    backbone = smoke_backbone.fingerprint()
+    step = TrainConfig(steps=1, batch_size=4, warmup_steps=0, lr=1e-2)
+    train_method(method, small_world, tmp_path, train_configs={"mte_translation": step, "mte": step, "trikd": step})
+    changed = {n for n, p in method.encoder.named_parameters() if not torch.equal(p, encoder[n])}
+    assert changed and not any("embeddings" in n for n in changed)
+    assert smoke_backbone.fingerprint() == backbone
+    assert "upstream translation + contrastive" in method.label
+    sd15 = default_config("mclip_plus", "sd15")  # sd15 runs upstream's objective at its own sizes
+    assert sd15.mte_objective == "upstream" and sd15.mte_decoder_layers == 12
+    assert sd15.mte_translation_train.lr == 5e-4 and default_config("mclip_plus").mte_objective == "contrastive"

@@ -324,6 +324,23 @@ class FeatureCache:
         log.info("built feature cache %s (%d items)", directory, size)
 
 
+class WithFields(torch.utils.data.Dataset):
+    """A dataset whose every sample also carries constant tensor `fields` (e.g. its language's index, read
+    as `flag:language_index`); the descriptor says so, so a cache tells the two apart."""
+
+    def __init__(self, dataset, **fields: int | float):
+        self.dataset, self.fields = dataset, fields
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        return {**self.dataset[index], **{name: torch.tensor(value) for name, value in self.fields.items()}}
+
+    def descriptor(self) -> dict:
+        return {"kind": "with_fields", "fields": self.fields, "dataset": self.dataset.descriptor()}
+
+
 class ConcatDataset(torch.utils.data.Dataset):
     """Several datasets one after another, with a descriptor (so the mixture can key a cache)."""
 

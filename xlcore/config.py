@@ -59,20 +59,20 @@ def help_texts(config_cls: type, prefix: str = "") -> dict[str, str]:
     return texts
 
 
-def _plain(value: Any) -> Any:
-    """dataclasses.asdict, leaving out `added` fields at their defaults (see `option`)."""
+def _plain(value: Any, complete: bool = False) -> Any:
+    """dataclasses.asdict, leaving out `added` fields at their defaults (see `option`) unless `complete`."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out = {}
         for f in dataclasses.fields(value):
             item = getattr(value, f.name)
-            if f.metadata.get("added") and item == _default_of(f):
+            if not complete and f.metadata.get("added") and item == _default_of(f):
                 continue
-            out[f.name] = _plain(item)
+            out[f.name] = _plain(item, complete)
         return out
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: _plain(v, complete) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value)
+        return type(value)(_plain(v, complete) for v in value)
     return value
 
 
@@ -80,9 +80,10 @@ def _default_of(f: dataclasses.Field) -> Any:
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
-def to_dict(config: Any) -> dict[str, Any]:
-    """The config as plain JSON-able data (nested dicts, lists, scalars)."""
-    return json.loads(json.dumps(_plain(config), sort_keys=True, default=str))
+def to_dict(config: Any, complete: bool = False) -> dict[str, Any]:
+    """The config as plain JSON-able data (nested dicts, lists, scalars); `added` fields at their defaults
+    are left out (what hashes and stored configs hold) unless `complete`."""
+    return json.loads(json.dumps(_plain(config, complete), sort_keys=True, default=str))
 
 
 def config_hash(config: Any) -> str:
@@ -169,7 +170,7 @@ def override(config: T, **changes: Any) -> T:
 
     `override(cfg, **{"world.image_size": 64, "seed": 1})`
     """
-    data = to_dict(config)
+    data = to_dict(config, complete=True)  # an `added` field at its default can be changed too
     for dotted, value in changes.items():
         node = data
         parts = dotted.split(".")
