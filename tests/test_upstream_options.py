@@ -127,3 +127,50 @@ def test_upstream_mte_trains_the_decoder_then_the_encoder_layers_and_keeps_embed
     sd15 = default_config("mclip_plus", "sd15")  # sd15 runs upstream's objective at its own sizes
     assert sd15.mte_objective == "upstream" and sd15.mte_decoder_layers == 12
     assert sd15.mte_translation_train.lr == 5e-4 and default_config("mclip_plus").mte_objective == "contrastive"
+
+
+@pytest.mark.parametrize("name", ["pea", "mulan"])
+def test_a_method_reads_its_papers_encoder_on_a_real_preset(name, tmp_path, smoke_backbone):
+    """MuLan and PEA can read another multilingual encoder than the backbone's (by Hugging Face id or folder,
+    from disk only): built here from a config of another width, saved with a tokenizer."""
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    from xlcore.backbone.sd15 import build_sd15_backbone_from_configs, byte_level_multilingual_tokenizer
+    from xlcore.config import WorldConfig
+    from xlcore.errors import MissingWeightsError
+    from xlcore.world import World
+
+    backbone = build_sd15_backbone_from_configs(small=True, device="cpu")
+    tokenizer = byte_level_multilingual_tokenizer()
+    wider = backbone.multilingual.config.hidden_size + 16
+    encoder = XLMRobertaModel(XLMRobertaConfig(vocab_size=len(tokenizer), hidden_size=wider, num_hidden_layers=1,
+                                               num_attention_heads=2, intermediate_size=64, pad_token_id=1),
+                              add_pooling_layer=False)
+    encoder.save_pretrained(tmp_path / "encoder")
+    tokenizer.save_pretrained(tmp_path / "encoder")
+    fingerprint = backbone.fingerprint()
+    method = make(name, backbone, multilingual_encoder=str(tmp_path / "encoder"))
+    assert method.backbone.multilingual.config.hidden_size == wider != backbone.multilingual.config.hidden_size
+    assert method.backbone.info["ids"]["multilingual"] == str(tmp_path / "encoder")
+    assert f"encoder {tmp_path / 'encoder'}" in method.label  # the rows say which encoder they read
+    world = World(apply_smoke(WorldConfig(image_size=64)))
+    stage = method.stages[0]
+    task = method.task(stage, world)
+    terms = task.loss(task.inputs(task.batch([0, 1])))
+    terms["loss"].backward()
+    assert torch.isfinite(terms["loss"])
+    assert method.encode(["A small red circle"], "de" if name == "pea" else "en").token_states.shape[-1] == \
+        backbone.unet.config.cross_attention_dim
+    assert backbone.fingerprint() == fingerprint and backbone.multilingual is not method.backbone.multilingual
+    with pytest.raises(MissingWeightsError, match="no-such/encoder"):
+        make(name, backbone, multilingual_encoder="no-such/encoder")
+    with pytest.raises(ConfigError, match="real presets"):
+        make(name, smoke_backbone, multilingual_encoder=str(tmp_path / "encoder"))
+
+
+def test_an_open_clip_text_tower_missing_from_disk_is_named():
+    from xlcore.backbone.sd15 import load_multilingual_encoder
+    from xlcore.errors import MissingWeightsError
+
+    with pytest.raises(MissingWeightsError, match="xlm-roberta-large-ViT-H-14.*frozen_laion5b_s13b_b90k"):
+        load_multilingual_encoder("open_clip:xlm-roberta-large-ViT-H-14/frozen_laion5b_s13b_b90k", device="cpu")

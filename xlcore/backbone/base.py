@@ -9,6 +9,8 @@ the world's attribute scorer. Everything is frozen and put in eval mode when the
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -81,6 +83,13 @@ class Backbone:
 
     def __post_init__(self) -> None:
         self.freeze()
+
+    def with_multilingual(self, encoder: nn.Module, tokenizer: Any, source: str) -> "Backbone":
+        """The same bundle with another multilingual encoder and tokenizer (a method that reads the encoder
+        its paper used); the other modules are shared, not copied."""
+        ids = {**self.info.get("ids", {}), "multilingual": source}
+        return dataclasses.replace(self, multilingual=encoder, multilingual_tokenizer=tokenizer,
+                                   info={**self.info, "ids": ids})
 
     def named_modules_dict(self) -> dict[str, nn.Module]:
         """The bundle's neural modules by name (the scorer is an evaluator, listed when present)."""

@@ -381,6 +381,43 @@ def _load_tokenizer(what: str, model_id: str, **kwargs):
     return tokenizer
 
 
+def load_multilingual_encoder(spec: str, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None,
+                              local_files_only: bool = True) -> tuple[nn.Module, Any]:
+    """A method's own multilingual encoder and its tokenizer, from the local cache, in `dtype` on `device`.
+
+    `spec` is a Hugging Face id or folder of any encoder with `last_hidden_state` (e.g.
+    FacebookAI/xlm-roberta-large), or `open_clip:MODEL/PRETRAINED` for the text tower of an open_clip
+    model whose text side is a Hugging Face transformer (PEA's `mul_clip`: `open_clip:xlm-roberta-large-
+    ViT-H-14/frozen_laion5b_s13b_b90k`; its token states, the transformer's last hidden layer). Nothing is
+    downloaded; a missing model is a `MissingWeightsError` naming it."""
+    from transformers import AutoModel
+
+    target = _resolve_device(device)
+    if spec.startswith("open_clip:"):
+        import open_clip
+
+        model_name, _, pretrained = spec.removeprefix("open_clip:").partition("/")
+        try:
+            model = open_clip.create_model(model_name, pretrained=pretrained or None, require_pretrained=bool(pretrained))
+            tokenizer = open_clip.get_tokenizer(model_name)
+        except (RuntimeError, OSError, ValueError) as err:
+            raise MissingWeightsError(f"open_clip model {model_name}", pretrained, hint=(
+                f"open_clip could not load it offline ({type(err).__name__}); run `open_clip.create_model("
+                f"'{model_name}', pretrained='{pretrained}')` once on a machine with internet access and copy "
+                "the Hugging Face cache here")) from None
+        if not hasattr(model, "text") or not hasattr(model.text, "transformer") or not hasattr(tokenizer, "tokenizer"):
+            raise ConfigError(f"{model_name}'s text tower is not a Hugging Face transformer; use one that is "
+                              "(e.g. xlm-roberta-large-ViT-H-14) or a Hugging Face id")
+        encoder, tokenizer = model.text.transformer, tokenizer.tokenizer
+    else:
+        tokenizer = _load_tokenizer(f"{spec} tokenizer", spec, local_files_only=local_files_only)
+        encoder = _load(f"{spec} encoder", spec, AutoModel.from_pretrained, spec, dtype=dtype,
+                        local_files_only=local_files_only)
+    tokenizer.model_max_length = MULTILINGUAL_TEXT_LENGTH
+    _place((encoder,), device=target, dtype=dtype)
+    return encoder.eval().requires_grad_(False), tokenizer
+
+
 def load_sd15_backbone(multilingual: str = "xlm-roberta-base", dtype: torch.dtype = torch.float16,
                        device: torch.device | str | None = None, local_files_only: bool = True, *,
                        sd_id: str = SD15_ID, clip_id: str = CLIP_ID,

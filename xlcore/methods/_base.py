@@ -113,6 +113,7 @@ class Method:
             raise ConfigError(f"{self.name} trains one model per target language; pass language=")
         if self.per_language and language == "en":
             raise ConfigError(f"{self.name} adapts the English model to another language; language='en' makes no sense")
+        self.backbone = with_own_encoder(backbone, self.config)
         self.language = language
         self.languages = tuple(languages) if languages else None  # None: any language the encoder reads
         self.trained_stages: list[str] = []
@@ -358,6 +359,28 @@ class Method:
         sample = noisy_sample(self.backbone.noise_scheduler, x0.to(dtype))
         prediction = unet(sample.noisy, sample.timesteps, encoder_hidden_states=context.to(dtype), **unet_kwargs).sample
         return denoising_loss(prediction, sample), sample, prediction
+
+
+ENCODER_HELP = ("On a real preset, the method's own multilingual encoder instead of the backbone's: a Hugging Face "
+                "id or folder (any encoder with last_hidden_state, e.g. FacebookAI/xlm-roberta-large) or "
+                "open_clip:MODEL/PRETRAINED for an open_clip text tower that is a Hugging Face transformer. Empty: "
+                "the backbone's. The toy has one encoder, pretrained with its world.")
+
+
+def with_own_encoder(backbone: Backbone, config: Any) -> Backbone:
+    """`backbone`, or a view of it with the method's own multilingual encoder (`config.multilingual_encoder`,
+    for methods whose papers read another encoder than the backbone's)."""
+    spec = getattr(config, "multilingual_encoder", "")
+    if not spec:
+        return backbone
+    if backbone.preset == "toy":
+        raise ConfigError("multilingual_encoder is for real presets: the toy backbone has one multilingual encoder, "
+                          "pretrained with its world")
+    from ..backbone.sd15 import load_multilingual_encoder
+
+    encoder, tokenizer = load_multilingual_encoder(spec, dtype=backbone.dtype, device=backbone.device)
+    log.info("reading %s instead of the backbone's multilingual encoder", spec)
+    return backbone.with_multilingual(encoder, tokenizer, spec)
 
 
 settings_label = property(lambda self: type(self).label_for(self.config),

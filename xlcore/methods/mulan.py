@@ -19,7 +19,7 @@ from torch import nn
 from ..config import option
 from ..registry import METHODS
 from ..train import TrainConfig
-from ._base import Conditioning, SingleStageMethod, StageData
+from ._base import ENCODER_HELP, Conditioning, SingleStageMethod, StageData, settings_label
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,8 @@ class MuLanConfig:
     queries: int = option(120, "Learned queries, i.e. the number of conditioning tokens (paper: 120).")
     heads: int = option(8, "Attention heads of the adapter's transformer (nn.Transformer default, upstream).")
     ffn_multiplier: int = option(4, "FFN width as a multiple of the UNet's cross-attention width (upstream: 3072 = 4 x 768).")
+    # `added`: empty (the backbone's encoder) is what every recorded run read. MuLan's paper reads the text encoders of multilingual CLIP models (its 4096-wide row: InternVL's).
+    multilingual_encoder: str = option("", ENCODER_HELP, added=True)
     caption_dropout: float = option(
         0.1, "Share of captions replaced by the empty prompt, so the adapter learns the unconditional input for "
              "guidance (Stable Diffusion's usual 10%; the MuLan paper does not state it).")
@@ -94,7 +96,12 @@ class MuLan(SingleStageMethod):
     config_class = MuLanConfig
     stage_name = "adapter"
     uses_unet_gradients = True
-    label = "padding masked in the adapter's attention; 10% caption dropout assumed"
+    label = settings_label
+
+    @classmethod
+    def label_for(cls, config) -> str:
+        encoder = [f"encoder {config.multilingual_encoder}"] if config.multilingual_encoder else []
+        return "; ".join(["padding masked in the adapter's attention", "10% caption dropout assumed", *encoder])
 
     def build(self) -> None:
         c = self.config

@@ -31,7 +31,7 @@ from ..config import option
 from ..errors import ConfigError
 from ..registry import METHODS
 from ..train import TrainConfig
-from ._base import Conditioning, SingleStageMethod, StageData, capture_blocks, settings_label
+from ._base import ENCODER_HELP, Conditioning, SingleStageMethod, StageData, capture_blocks, settings_label
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,8 @@ class PEAConfig:
     hidden_multiplier: int = option(2, "MLP hidden width as a multiple of the encoder width (SD 1.5: 2048 = 2 x 1024).")
     output_kd_weight: float = option(1.0, "Weight of MSE(eps_student, eps_teacher).")
     feature_kd_weight: float = option(0.1, "Weight of the summed block-feature MSEs (paper: 0.1).")
+    # `added`: empty (the backbone's encoder) is what every recorded run read. PEA's code (train_sd_zh.py, --text_encoder mul_clip) reads open_clip's xlm-roberta-large-ViT-H-14.
+    multilingual_encoder: str = option("", ENCODER_HELP, added=True)
     caption_dropout: float = option(0.1, "Share of captions replaced by the empty prompt on both sides.")
     # `added`: the default is the rule every recorded PEA run trained with.
     hybrid_masking: str = option(
@@ -118,7 +120,8 @@ class PEA(SingleStageMethod):
                    else "denoising on every item (upstream: native items only)")
         optimiser = [] if config.train.lr == 1e-5 else [f"optimiser lr {config.train.lr:g} {config.train.schedule} "
                                                          "(upstream 1e-5 linear)"]
-        return "; ".join([*optimiser, masking])
+        encoder = [f"encoder {config.multilingual_encoder}"] if config.multilingual_encoder else []
+        return "; ".join([*optimiser, masking, *encoder])
 
     @classmethod
     def sd15_settings(cls) -> dict:
@@ -126,8 +129,10 @@ class PEA(SingleStageMethod):
         # --precision 16, --hr_size 512; AdamW with a polynomial decay (power 1: linear), its weight decay
         # of 0.1 not reaching the adapter's parameter group. The step count is not set by the code (a
         # resampled webdataset, --max_epoch 10 without an epoch length): 100,000 is this study's choice.
+        # utils/universal.py: --KD and --hybrid_training default to True, so upstream trains with its masking.
         return {"train": TrainConfig(steps=100_000, batch_size=320, optimizer="adamw", lr=1e-5, weight_decay=0.0,
-                                     betas=(0.9, 0.999), schedule="linear", warmup_steps=100, mixed_precision="fp16")}
+                                     betas=(0.9, 0.999), schedule="linear", warmup_steps=100, mixed_precision="fp16"),
+                "hybrid_masking": "upstream"}
 
     def build(self) -> None:
         width = self.backbone.multilingual.config.hidden_size
