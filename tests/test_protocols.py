@@ -217,3 +217,19 @@ def test_concept_lists_get_the_three_scores_and_other_prompt_sets_do_not(tmp_pat
     assert len({p.index for p in prompts}) == 6  # one prompt, several seeds (CoCo-CroLa's num_samples)
     assert all(p.captions["de"] in ("ein Foto von Hund", "ein Foto von Katze") for p in prompts)
     assert [p.sample for p in prompts] == [0, 1, 2, 0, 1, 2]
+
+
+def test_a_system_that_reads_no_english_is_compared_with_the_english_pipeline(small_world):
+    prompts = world_concept_prompts(small_world, samples=2)
+    drawn = []
+
+    def system(texts, lang, indices):
+        drawn.append(("system", lang))
+        return torch.rand(len(texts), 3, 8, 8, generator=torch.Generator().manual_seed(1))
+
+    def pipeline(texts, lang, indices):
+        drawn.append(("pipeline", lang))
+        return torch.rand(len(texts), 3, 8, 8, generator=torch.Generator().manual_seed(2))
+
+    scores = measure_concepts(system, prompts, ["de"], lambda images: images.flatten(1), "en", draw_source=pipeline)
+    assert drawn == [("system", "de"), ("pipeline", "en")] and "correctness" in scores["de"]

@@ -132,18 +132,21 @@ class CocoCrolaFeatures:
 
 def measure_concepts(draw_images: Callable[[Sequence[str], str, Sequence[int]], torch.Tensor],
                      prompts: Sequence[ConceptPrompt], languages: Sequence[str],
-                     embed: Callable[[torch.Tensor], torch.Tensor], source: str | None = "en"
+                     embed: Callable[[torch.Tensor], torch.Tensor], source: str | None = "en",
+                     draw_source: Callable[[Sequence[str], str, Sequence[int]], torch.Tensor] | None = None
                      ) -> dict[str, dict[str, float]]:
-    """Draw every concept prompt in `languages` and in `source` (`draw_images(texts, lang, indices)`), embed
-    the images and score them (`concept_scores`); the scores of `languages` only. Without a source (a
-    system that does not read English) there is no correctness."""
+    """Draw every concept prompt in `languages` and in `source` (`draw_images(texts, lang, indices)`; the
+    source's through `draw_source` when given, e.g. the English pipeline for a system that reads no
+    English), embed the images and score them (`concept_scores`); the scores of `languages` only. Without a
+    source there is no correctness."""
     wanted = list(dict.fromkeys(list(languages) + ([source] if source else [])))
     features: dict[str, dict[str, torch.Tensor]] = {}
     for lang in wanted:
         mine = [p for p in prompts if lang in p.captions]
         if not mine:
             continue
-        images = draw_images([p.captions[lang] for p in mine], lang, [p.index for p in mine])
+        drawer = draw_source if lang == source and lang not in languages and draw_source is not None else draw_images
+        images = drawer([p.captions[lang] for p in mine], lang, [p.index for p in mine])
         embedded = embed(images)
         by_concept: dict[str, list[torch.Tensor]] = {}
         for prompt, row in zip(mine, embedded):

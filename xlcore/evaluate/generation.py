@@ -215,19 +215,25 @@ def evaluate_generation(system, source, config: GenerationEvalConfig | None = No
     concepts = prompts_of.concept_prompts(config.concept_samples) if config.concept_samples else []
     if concepts and languages:
         embed, extractor = concept_features(backbone, clip_scorer)
-        source = "en" if "en" in prompts_of.languages and reads_language(system, "en") else None
+        source = "en" if "en" in prompts_of.languages else None
+        own_english = reads_language(system, "en")
 
-        def draw_concepts(texts, lang, indices):
-            return draw(system, texts, lang, [config.seed * SEED_STRIDE + i for i in indices], config)
+        def draw_concepts(texts, lang, indices, drawer=system):
+            return draw(drawer, texts, lang, [config.seed * SEED_STRIDE + i for i in indices], config)
 
-        scores = measure_concepts(draw_concepts, concepts, languages, embed, source)
+        def draw_english_pipeline(texts, lang, indices):  # the English model a per-language adapter plugs into
+            return draw_concepts(texts, lang, indices, drawer=EnglishBackbone(backbone))
+
+        scores = measure_concepts(draw_concepts, concepts, languages, embed, source,
+                                  draw_source=None if own_english else draw_english_pipeline)
+        against = ("the system's own English images" if own_english else
+                   "the English pipeline's images: the system reads no English, it plugs into that pipeline")
         named = "CoCo-CroLa concept list" if not prompts_of.scored else "the world's shapes, each language's culture concept in it alone"
         for lang, values in scores.items():
             result.measurements.append(Measurement(
                 lang, f"{bench}/concepts" if prompts_of.scored else bench,
                 f"{len({p.concept for p in concepts if lang in p.captions})} concepts ({named}), {config.concept_samples} "
-                f"samples each; {sampling}; features: {extractor}; CoCo-CroLa's correctness (against the system's own "
-                f"{'English images' if source else 'source language: none, the system does not read English'}), "
+                f"samples each; {sampling}; features: {extractor}; CoCo-CroLa's correctness (against {against}), "
                 "self-consistency, inverse specificity (against one image of every concept; lower is more specific)",
                 {f"cococrola_{k}": v for k, v in values.items()}))
     return result
