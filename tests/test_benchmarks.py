@@ -39,3 +39,17 @@ def test_the_data_loader_benchmark_runs_and_reports_every_path(tmp_path):
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert len(rows) == 6 and all(value > 0 for value in rows.values())
     assert any("full SD 1.5 shapes" in name for name in rows)
+
+
+def test_the_sampler_benchmark_reports_time_and_judgement_against_its_reference(tmp_path):
+    result = subprocess.run([sys.executable, "benchmarks/sampler_steps.py", "--prompts", "3",
+                             "--settings", "ddim:3,dpm++:2", "--out", str(tmp_path)],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert [(r["sampler"], r["steps"]) for r in rows] == [("ddim", 3), ("dpm++", 2)]
+    assert rows[0]["agreement_with_reference_pct"] == 100.0 and rows[0]["time_ratio_to_reference"] == 1.0
+    assert all(r["seconds_per_image"] > 0 and 0 <= r["compositional_all"] <= 100 for r in rows)
+    bad = subprocess.run([sys.executable, "benchmarks/sampler_steps.py", "--settings", "euler:5"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "bad setting 'euler:5'" in bad.stderr
