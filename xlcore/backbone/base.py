@@ -34,6 +34,16 @@ def clip_normalise(pixels: torch.Tensor) -> torch.Tensor:
     return (pixels - mean) / std
 
 
+def clip_pixels(images: torch.Tensor, size: int, device: torch.device | str) -> torch.Tensor:
+    """Square images in [0, 1] as an external CLIP tower's input: bicubic resize to `size`, clamped to [0, 1]
+    (bicubic overshoots), OpenAI normalisation; what open_clip's and Hugging Face's processors do for square
+    images."""
+    pixels = images.float().to(device)
+    if pixels.shape[-1] != size:
+        pixels = nn.functional.interpolate(pixels, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+    return clip_normalise(pixels)
+
+
 def warn_if_cut(tokenizer, texts: list[str], tokens, max_length: int) -> None:
     """Log which texts the encoder reads only in part (the tokenizer truncates silently). Only rows
     that fill every position can have been cut, so only those are tokenized again."""

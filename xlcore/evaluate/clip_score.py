@@ -29,7 +29,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..backbone.base import Backbone, clip_normalise
+from ..backbone.base import Backbone, clip_pixels
 from ..errors import MissingWeightsError
 
 log = logging.getLogger(__name__)
@@ -122,12 +122,7 @@ class OpenClipScorer(ClipScorer):
 
     @torch.no_grad()
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        # open_clip's transform for square images: bicubic resize to the tower's input, OpenAI normalisation.
-        pixels = images.float().to(self.device)
-        if pixels.shape[-1] != self.image_size:
-            pixels = nn.functional.interpolate(pixels, size=(self.image_size, self.image_size), mode="bicubic",
-                                               align_corners=False).clamp(0, 1)
-        return self.model.encode_image(clip_normalise(pixels))
+        return self.model.encode_image(clip_pixels(images, self.image_size, self.device))  # open_clip's transform
 
     @torch.no_grad()
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:

@@ -31,7 +31,7 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from ..backbone.base import clip_normalise
+from ..backbone.base import clip_pixels
 from ..errors import MissingWeightsError
 
 COCOCROLA_MODEL = "openai/clip-vit-base-patch32"
@@ -123,11 +123,7 @@ class CocoCrolaFeatures:
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        pixels = images.float().to(self.device)
-        if pixels.shape[-1] != self.size:
-            pixels = nn.functional.interpolate(pixels, size=(self.size, self.size), mode="bicubic",
-                                               align_corners=False).clamp(0, 1)
-        return self.model(pixel_values=clip_normalise(pixels)).pooler_output.float().cpu()
+        return self.model(pixel_values=clip_pixels(images, self.size, self.device)).pooler_output.float().cpu()
 
 
 def measure_concepts(draw_images: Callable[[Sequence[str], str, Sequence[int]], torch.Tensor],
