@@ -53,3 +53,12 @@ def test_the_sampler_benchmark_reports_time_and_judgement_against_its_reference(
     bad = subprocess.run([sys.executable, "benchmarks/sampler_steps.py", "--settings", "euler:5"], cwd=REPO,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "bad setting 'euler:5'" in bad.stderr
+
+
+def test_the_encoder_alignment_benchmark_scores_every_target_language(tmp_path):
+    result = subprocess.run([sys.executable, "benchmarks/encoder_alignment.py", "--pairs", "20", "--out", str(tmp_path)],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert payload["pairs"] == 20 and set(payload["rows"]) == {"de", "fr", "cs", "zh", "ja"}
+    assert all(0 <= v <= 100 for row in payload["rows"].values() for v in row.values())
