@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from xlcore.distributed import end_processes
-from xlcore.methods._base import symmetric_info_nce
+from xlcore.losses import symmetric_info_nce
 from xlcore.train import TrainConfig, Trainer
 
 CONFIG = TrainConfig(steps=6, batch_size=16, lr=0.05, warmup_steps=0, checkpoint_every_steps=3, log_every=1,

@@ -99,7 +99,7 @@ def test_the_check_finds_a_cycle_hidden_in_a_function(tmp_path):
 LAYERS = [
     {"errors", "config", "contract", "registry", "results", "provenance", "plotting"},
     {"world", "data"},
-    {"distributed", "train"},
+    {"distributed", "train", "losses"},
     {"backbone", "cache"},
     {"methods"},
     {"experiment", "evaluate"},

@@ -236,3 +236,31 @@ def test_fp16_clips_the_unscaled_norm_and_skips_an_overflowing_step(tmp_path):
     assert trainer.scaler.get_scale() == 2.0 ** 15
     state = json.loads((tmp_path / "fp16" / "checkpoint" / "state.json").read_text())
     assert state["skipped_steps"] == 1 and state["grad_scaler"]["scale"] == 2.0 ** 15  # a resume keeps both
+
+
+class TwoModuleTask(RegressionTask):
+    """The regression model split in two named modules (as full fine-tuning's encoder and UNet)."""
+
+    def trainable_modules(self):
+        return {"first": self.model[0], "second": self.model[3]}
+
+
+def test_lr_scale_sets_each_modules_learning_rate_and_zero_freezes_it(tmp_path):
+    from xlcore.errors import ConfigError
+
+    task = TwoModuleTask()
+    before = weights(task)
+    config = dataclasses.replace(CONFIG, steps=4, lr_scale={"second": 0.0})
+    trainer = Trainer(task, config, tmp_path / "scaled")
+    trainer.fit()
+    after = weights(task)
+    assert all(torch.equal(before[k], after[k]) for k in ("3.weight", "3.bias"))  # scale 0: never moves
+    assert not torch.equal(before["0.weight"], after["0.weight"])
+    rates = {g["lr_scale"]: g["lr"] for g in trainer.optimizer.param_groups}
+    assert rates[0.0] == 0.0 and rates[1.0] > 0
+    half = Trainer(TwoModuleTask(), dataclasses.replace(CONFIG, lr_scale={"first": 0.5}), tmp_path / "half")
+    half.train_step()
+    by_scale = {g["lr_scale"]: g["lr"] for g in half.optimizer.param_groups}
+    assert by_scale[0.5] == pytest.approx(0.5 * by_scale[1.0])
+    with pytest.raises(ConfigError, match="lr_scale names \\['encoder'\\]"):
+        Trainer(TwoModuleTask(), dataclasses.replace(CONFIG, lr_scale={"encoder": 2.0}), tmp_path / "bad")

@@ -100,6 +100,9 @@ class TrainConfig:
     optimizer: str = option("adamw", "'adamw' or 'lamb' (timm's LAMB, as mCLIP used).")
     lr: float = option(1e-3, "Peak learning rate.")
     weight_decay: float = option(0.01, "Decoupled weight decay.")
+    lr_scale: dict[str, float] = option(
+        lambda: {}, "Learning-rate multiplier per trainable module, by the task's module name (e.g. {'unet': 0.1}: "
+        "that module trains at a tenth of lr); modules not named train at lr.", added=True)
     betas: tuple[float, ...] = option(lambda: (0.9, 0.98), "Adam betas.")
     schedule: str = option("cosine", "'cosine' (to 0), 'linear' (to 0: polynomial decay of power 1), 'constant' or "
                                      "'inverse_sqrt' after warmup.")
@@ -168,10 +171,20 @@ def _lr_factor(config: TrainConfig, step: int) -> float:
     raise XlcoreError(f"unknown schedule {config.schedule!r}; use cosine, linear, constant or inverse_sqrt")
 
 
-def make_optimizer(config: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]  # biases, norms, scalars: no weight decay
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+def make_optimizer(config: TrainConfig, modules: dict[str, nn.Module]) -> torch.optim.Optimizer:
+    """AdamW or LAMB over the trainable parameters of `modules`: weight decay on matrices only, and each
+    module's learning rate scaled by `config.lr_scale` (1 where it names none)."""
+    unknown = set(config.lr_scale) - set(modules)
+    if unknown:
+        raise ConfigError(f"lr_scale names {sorted(unknown)}, but the task trains {sorted(modules)}")
+    groups = []
+    for name, module in modules.items():
+        params = [p for p in module.parameters() if p.requires_grad]
+        scale = float(config.lr_scale.get(name, 1.0))
+        groups += [{"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay, "lr_scale": scale},
+                   # biases, norms, scalars: no weight decay
+                   {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0, "lr_scale": scale}]
+    groups = [g for g in groups if g["params"]]
     if config.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.betas))
     if config.optimizer == "lamb":
@@ -230,7 +243,7 @@ class Trainer:
         self.params = [p for m in self.modules.values() for p in m.parameters() if p.requires_grad]
         if not self.params:
             raise XlcoreError("the task has no trainable parameters")
-        self.optimizer = make_optimizer(config, self.params)
+        self.optimizer = make_optimizer(config, self.modules)
         self.ema = [p.detach().clone() for p in self.params] if config.ema_decay > 0 else None
         self.step = 0
         self.train_seconds = 0.0  # wall time spent training, summed over every session of the run
@@ -426,7 +439,8 @@ class Trainer:
         config = self.config
         step = self.step if step is None else step
         for group in self.optimizer.param_groups:
-            group["lr"] = config.lr * _lr_factor(config, step)
+            # .get: a checkpoint written before per-module scales existed restores groups without one
+            group["lr"] = config.lr * group.get("lr_scale", 1.0) * _lr_factor(config, step)
         indices = step_indices(step, config.batch_size, self.task.dataset_size(), config.seed)
         if self.world_size > 1:  # this process's contiguous slice of the global batch
             share = config.batch_size // self.world_size

@@ -40,7 +40,6 @@ from ..backbone.diffusion import denoising_loss, noisy_sample
 from ..cache import FeatureCache, FrozenFeatures
 from ..config import from_dict, to_dict
 from ..contract import Conditioning
-from ..distributed import gather_rows
 from ..errors import ConfigError, DataFormatError, MissingWeightsError, UnknownLanguageError, UnknownMethodError
 from ..registry import METHODS
 from ..results import atomic_write_bytes, file_sha256
@@ -361,10 +360,10 @@ class Method:
         return denoising_loss(prediction, sample), sample, prediction
 
 
-ENCODER_HELP = ("On a real preset, the method's own multilingual encoder instead of the backbone's: a Hugging Face "
+ENCODER_HELP = ("The method's own multilingual encoder instead of the backbone's. On a real preset: a Hugging Face "
                 "id or folder (any encoder with last_hidden_state, e.g. FacebookAI/xlm-roberta-large) or "
-                "open_clip:MODEL/PRETRAINED for an open_clip text tower that is a Hugging Face transformer. Empty: "
-                "the backbone's. The toy has one encoder, pretrained with its world.")
+                "open_clip:MODEL/PRETRAINED for an open_clip text tower that is a Hugging Face transformer. On the "
+                "toy: 'toy:unaligned', the encoder pretrained without any parallel text. Empty: the backbone's.")
 
 
 def with_own_encoder(backbone: Backbone, config: Any) -> Backbone:
@@ -374,8 +373,11 @@ def with_own_encoder(backbone: Backbone, config: Any) -> Backbone:
     if not spec:
         return backbone
     if backbone.preset == "toy":
-        raise ConfigError("multilingual_encoder is for real presets: the toy backbone has one multilingual encoder, "
-                          "pretrained with its world")
+        from ..backbone.toy import ASSETS, load_toy_multilingual_encoder
+
+        encoder = load_toy_multilingual_encoder(spec, backbone.info.get("directory", ASSETS))
+        log.info("reading the toy's %s multilingual encoder instead of the backbone's", spec)
+        return backbone.with_multilingual(encoder.to(backbone.device), backbone.multilingual_tokenizer, spec)
     from ..backbone.sd15 import load_multilingual_encoder
 
     encoder, tokenizer = load_multilingual_encoder(spec, dtype=backbone.dtype, device=backbone.device)
@@ -579,19 +581,6 @@ def capture_blocks(unet: nn.Module) -> Iterator[list[torch.Tensor]]:
             handle.remove()
 
 
-def symmetric_info_nce(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor | float) -> torch.Tensor:
-    """CLIP's symmetric InfoNCE between L2-normalised rows of `a` and `b` matched by position.
-
-    Under data parallelism the rows of every process are gathered first, so each row is contrasted with
-    the whole global batch (as open_clip's `gather_features`): N processes compute the loss, and once the
-    Trainer averages gradients the gradient, that one process would compute on the whole batch."""
-    a, b = gather_rows(a), gather_rows(b)
-    a, b = nn.functional.normalize(a.float(), dim=-1), nn.functional.normalize(b.float(), dim=-1)
-    logits = scale * a @ b.T
-    target = torch.arange(len(a), device=a.device)
-    return (nn.functional.cross_entropy(logits, target) + nn.functional.cross_entropy(logits.T, target)) / 2
-
-
 def trim_padding(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Drop the padding columns no sequence of the batch uses. Exact for anything read through the
     attention mask (pooled outputs, masked means, masked losses); the encoders' cost scales with length."""
@@ -599,6 +588,3 @@ def trim_padding(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, t
     return ids[:, :length], mask[:, :length]
 
 
-def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    mask = mask.to(states.dtype).unsqueeze(-1)
-    return (states * mask).sum(1) / mask.sum(1).clamp(min=1)

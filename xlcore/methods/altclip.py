@@ -39,8 +39,8 @@ from ..cache import ConcatDataset
 from ..config import option
 from ..registry import METHODS
 from ..train import TrainConfig
-from ._base import (Conditioning, Method, StageData, cross_attention_modules, settings_label, symmetric_info_nce,
-                    trim_padding)
+from ..losses import symmetric_info_nce
+from ._base import Conditioning, Method, StageData, cross_attention_modules, settings_label, trim_padding
 
 
 @dataclass(frozen=True)

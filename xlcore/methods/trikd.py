@@ -39,8 +39,9 @@ from ..config import LANGUAGES, option
 from ..errors import ConfigError
 from ..registry import METHODS
 from ..train import TrainConfig
-from ._base import (Conditioning, Method, StageData, Variant, cross_attention_modules, masked_mean, settings_label,
-                    symmetric_info_nce, trim_padding)
+from ..losses import masked_mean, symmetric_info_nce
+from ._base import (ENCODER_HELP, Conditioning, Method, StageData, Variant, cross_attention_modules, settings_label,
+                    trim_padding)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class TriKDConfig:
     mte_contrastive_lambda: float = option(2.0, "--contrastive-lambda of run_mte.sh's second phase.", added=True)
     mte_label_smoothing: float = option(0.1, "Label smoothing of the translation cross-entropy (run_mte.sh: 0.1).",
                                         added=True)
+    multilingual_encoder: str = option("", ENCODER_HELP, added=True)
     mte_items_per_language: int = option(4000, "Parallel pairs per target language for the MTE stage; 0: all the corpus has (sd15).", smoke=32)
     train_items: int = option(10_000, "English image-text items TriKD trains on (paper: CC3M); 0: all the corpus has (sd15).", smoke=64)
     train: TrainConfig = option(
@@ -255,6 +257,8 @@ class TriKD(Method):
                          "both directions per batch")
         elif c.mte:
             parts.append("mte stage: contrastive only, no translation decoder (ablation of upstream)")
+        if c.multilingual_encoder:
+            parts.append(f"encoder {c.multilingual_encoder}")
         return "; ".join(parts)
 
     @classmethod

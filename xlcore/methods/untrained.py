@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from ..registry import METHODS
-from ._base import Conditioning, UntrainableMethod, masked_mean
+from ..losses import masked_mean
+from ._base import Conditioning, UntrainableMethod
 
 
 @METHODS.register("untrained")
