@@ -105,3 +105,50 @@ def test_load_backbone_dispatches_by_preset():
     assert load_backbone("toy").preset == "toy"
     with pytest.raises(ConfigError, match="presets with a backbone: sd15, toy"):
         load_backbone("sdxl")
+
+
+def test_translation_language_modelling_masks_a_pair_with_positions_restarting_at_the_second_sentence(
+        smoke_backbone, small_world):
+    """The aligned encoder's pretraining batch (issue 20): a share of TLM pairs, `<s> A </s><s> B </s>` with
+    B's positions restarting, masked as one sequence; without parallel text it is masked language modelling."""
+    from transformers import XLMRobertaForMaskedLM
+
+    from xlcore.backbone.toy import MaskedLanguageModelTask, multilingual_config
+
+    tokenizer = smoke_backbone.multilingual_tokenizer
+    model = XLMRobertaForMaskedLM(multilingual_config(len(tokenizer)))
+    task = MaskedLanguageModelTask(model, tokenizer, small_world, per_language=16, parallel_per_language=8,
+                                   tlm_share=0.5)
+    torch.manual_seed(0)
+    input_ids, attention_mask, position_ids, labels, sides = task.batch(list(range(8)))
+    assert sides is None  # no translation ranking asked
+    pad, bos = tokenizer.pad_token_id, tokenizer.bos_token_id
+    for row in range(8):
+        starts = (position_ids[row] == pad + 1).nonzero().flatten().tolist()
+        assert len(starts) == (2 if row < 4 else 1)  # the first half of the batch are pairs
+        assert all(labels[row, s] == -100 and (input_ids[row, s] == bos) for s in starts)  # <s> never masked
+        assert ((position_ids[row] == pad) == (attention_mask[row] == 0)).all()
+    assert labels[:4].ne(-100).any() and task.loss((input_ids, attention_mask, position_ids, labels, sides))["loss"].isfinite()
+    whole = MaskedLanguageModelTask(model, tokenizer, small_world, per_language=16, parallel_per_language=8,
+                                    whole_word_masking=True)
+    torch.manual_seed(0)
+    ids, _, _, word_labels, _ = whole.batch(list(range(8)))
+    for row, sample in enumerate(whole._segments(list(range(8)))):
+        start = 0
+        for segment_ids, word_ids in sample:  # a word's pieces are all labelled or none is
+            for word in set(w for w in word_ids if w is not None):
+                picked = {bool(word_labels[row, start + k] != -100) for k, w in enumerate(word_ids) if w == word}
+                assert len(picked) == 1
+            start += len(segment_ids)
+    assert word_labels.ne(-100).any()
+    ranked = MaskedLanguageModelTask(model, tokenizer, small_world, per_language=16, parallel_per_language=8,
+                                     translation_ranking_weight=0.1)
+    batch = ranked.batch(list(range(8)))
+    english, target = batch[4]
+    assert len(english["input_ids"]) == len(target["input_ids"]) == 4  # the four TLM pairs, one sentence each
+    terms = ranked.loss(batch)
+    assert set(terms) == {"loss", "mlm", "ranking"}
+    assert terms["loss"].item() == pytest.approx(terms["mlm"].item() + 0.1 * terms["ranking"].item(), rel=1e-5)
+    mlm_only = MaskedLanguageModelTask(model, tokenizer, small_world, per_language=16)
+    assert mlm_only.tlm_share == 0.0 and not mlm_only.pairs
+    assert all((p == pad + 1).sum() == 1 for p in mlm_only.batch(list(range(4)))[2])

@@ -70,6 +70,10 @@ def test_one_step_changes_exactly_the_declared_parameters(name, smoke_backbone, 
 
 
 SLOW_STAGES = {"contrastive": 0.995}  # stage -> the share of the first losses the last must be under
+# Stages whose test step size is capped below ten times their own rate: mCLIP+'s MTE fine-tunes the whole
+# encoder's transformer layers, and Adam at 3e-3 on the smoke backbone's encoder fell to 0.58 in four steps
+# and then collapsed to chance (ln 8) for good; at 1e-3 it falls steadily to 0.01.
+TEST_LR_CAP = {"mte": 1e-3}
 
 
 @pytest.mark.parametrize("name", [n for n in ALL if n not in ("untrained", "translate_oracle")])
@@ -80,7 +84,8 @@ def test_loss_goes_down_on_a_fixed_batch(name, smoke_backbone, small_world):
         batch = task.inputs(task.batch(list(range(8))))  # the frozen features once: a fixed batch
         params = list(method.trainable_parameters(stage).values())
         # Ten times the stage's own learning rate, within [1e-3, 3e-3]: a few dozen steps must show progress.
-        optimizer = torch.optim.Adam(params, lr=min(3e-3, max(1e-3, 10 * method.train_config(stage).lr)))
+        lr = min(TEST_LR_CAP.get(stage, 3e-3), max(1e-3, 10 * method.train_config(stage).lr))
+        optimizer = torch.optim.Adam(params, lr=lr)
         losses = []
         for module in task.trainable_modules().values():
             module.train()

@@ -164,8 +164,24 @@ def test_a_method_reads_its_papers_encoder_on_a_real_preset(name, tmp_path, smok
     assert backbone.fingerprint() == fingerprint and backbone.multilingual is not method.backbone.multilingual
     with pytest.raises(MissingWeightsError, match="no-such/encoder"):
         make(name, backbone, multilingual_encoder="no-such/encoder")
-    with pytest.raises(ConfigError, match="real presets"):
+    with pytest.raises(ConfigError, match="unknown toy multilingual encoder"):
         make(name, smoke_backbone, multilingual_encoder=str(tmp_path / "encoder"))
+
+
+@pytest.mark.parametrize("name", ["mulan", "trikd"])
+def test_the_english_only_methods_can_read_the_toys_unaligned_encoder(name, smoke_backbone, small_world):
+    """`toy:unaligned` is the toy's encoder pretrained without parallel text (issue 20): the same architecture
+    and tokenizer, its own weights, frozen, named in the rows' label."""
+    from xlcore.backbone.base import module_fingerprint
+
+    method = make(name, smoke_backbone, multilingual_encoder="toy:unaligned")
+    encoder = method.backbone.multilingual
+    assert encoder is not smoke_backbone.multilingual and not any(p.requires_grad for p in encoder.parameters())
+    assert module_fingerprint({"multilingual": encoder}) != smoke_backbone.fingerprint(("multilingual",))
+    assert method.backbone.info["ids"]["multilingual"] == "toy:unaligned" and "encoder toy:unaligned" in method.label
+    stage = method.stages[-1]
+    terms = method.loss(batch_for(method, stage, small_world), stage)
+    assert torch.isfinite(terms["loss"])
 
 
 def test_an_open_clip_text_tower_missing_from_disk_is_named():

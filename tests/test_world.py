@@ -27,7 +27,8 @@ def test_same_seed_gives_the_same_world_and_another_seed_does_not():
     config = apply_smoke(WorldConfig())
     a, b = World(config), World(config)
     c = World(dataclasses.replace(config, seed=1))
-    for regime, lang in [("english", None), ("language", "de"), ("parallel", "zh"), ("monolingual", "ja")]:
+    for regime, lang in [("english", None), ("language", "de"), ("parallel", "zh"), ("encoder_parallel", "cs"),
+                         ("monolingual", "ja")]:
         items_a = [a.item(regime, i, lang) for i in range(20)]
         items_b = [b.item(regime, i, lang) for i in range(20)]
         items_c = [c.item(regime, i, lang) for i in range(20)]
@@ -184,3 +185,15 @@ def test_the_shipped_font_covers_every_cjk_character_the_grammars_write():
 def test_world_scene_space_size(full_world):
     assert len(full_world.single_scenes) == len(SHAPES) * 6 * 2 * 5
     assert len(full_world.pair_scenes) == 2 * (36 * 36 - 36)
+
+
+def test_the_encoders_parallel_share_is_its_own_stream_and_never_a_methods(full_world):
+    """The multilingual encoder's TLM share (issue 20) is drawn apart from the methods' parallel corpus: other
+    items at the same indices, translations of the same scene, no culture concepts, a tenth of the size."""
+    for lang in full_world.target_languages:
+        own, methods = full_world.encoder_parallel_text(lang), full_world.parallel_text(lang)
+        assert len(own) * 10 == len(methods)
+        items = [own.item(i) for i in range(50)]
+        assert [x.layout for x in items] != [methods.item(i).layout for i in range(50)]
+        assert all(x.scene.culture_language is None and set(x.captions) == {"en", lang} for x in items)
+        assert own[0]["en"] == full_world.caption(items[0].scene, "en", items[0].relation, items[0].template)

@@ -239,6 +239,10 @@ class WorldConfig:
                              smoke=128)
     n_monolingual: int = option(50_000, "Monolingual sentences per language (multilingual encoder pretraining).",
                                 smoke=128)
+    n_encoder_parallel: int = option(
+        2_000, "Parallel en-X caption pairs per non-English language that only the multilingual encoder's "
+        "pretraining reads (translation language modelling, XLM; Conneau & Lample 2019): its own random "
+        "stream, a tenth of the methods' parallel corpus, never given to a method.", smoke=32, added=True)
     n_retrieval_test: int = option(1_000, "Retrieval test images, unique descriptions, one caption per language.",
                                    smoke=64)
     n_generation_prompts: int = option(200, "Parallel generation prompts per language.", smoke=12)
@@ -299,6 +303,11 @@ class StudyConfig:
         lambda: (0, 1, 2), "Seeds of the study's sweep: each trains and evaluates every cell again (error bars "
                            "over seeds; the committed toy grid has these three; one seed is about 2.2 h of CPU on 2 "
                            "cores).", smoke=(0,))
+    curve_budgets: tuple[float, ...] = option(
+        lambda: (), "Learning-curve points of the sweep: further shares of every trained method's budget, each an "
+        "independent run with its own schedule, evaluated like the full one (e.g. (0.25, 0.5)); the quality-"
+        "against-compute figure draws them. Empty: one point per method.", added=True)
+    curve_seeds: tuple[int, ...] = option(lambda: (0,), "Seeds the learning-curve points run for.", added=True)
     evaluation: GenerationEvalConfig = option(
         lambda: GenerationEvalConfig(n_prompts=40, n_culture_prompts=20),
         "Generation evaluation of every method (its languages: English plus method_languages). The study keeps "

@@ -1,4 +1,4 @@
-"""Pretraining the toy backbone: scorer, English CLIP, multilingual encoder, then the UNet.
+"""Pretraining the toy backbone: scorer, English CLIP, the two multilingual encoders, then the UNet.
 
 Each component trains with `xlcore.train.Trainer` in its own folder under `work_dir` (checkpoints, loss
 log), so the whole job resumes after an interruption, and is exported as float16 safetensors into the
@@ -27,7 +27,7 @@ from . import toy
 from .scorer import AttributeScorer
 
 log = logging.getLogger(__name__)
-COMPONENTS = ("scorer", "clip", "multilingual", "unet")
+COMPONENTS = ("scorer", "clip", "multilingual_unaligned", "multilingual", "unet")
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,24 @@ class ToyPretrainConfig:
         lambda: TrainConfig(steps=1500, batch_size=256, lr=1e-3, weight_decay=0.1, warmup_steps=100,
                             checkpoint_every_steps=250),
         "English CLIP: symmetric InfoNCE on the English image-text set.")
+    multilingual_unaligned: TrainConfig = option(
+        lambda: TrainConfig(steps=2000, batch_size=128, lr=5e-4, weight_decay=0.01, warmup_steps=100,
+                            checkpoint_every_steps=500),
+        "The unaligned multilingual encoder (`toy:unaligned`): masked language modelling on monolingual text "
+        "of every language only, so nothing aligns its languages (bitext top-1 at chance).")
     multilingual: TrainConfig = option(
         lambda: TrainConfig(steps=2000, batch_size=128, lr=5e-4, weight_decay=0.01, warmup_steps=100,
                             checkpoint_every_steps=500),
-        "Multilingual encoder: masked language modelling on monolingual text of every language.")
+        "The default multilingual encoder: the same masked language modelling plus XLM's translation language "
+        "modelling on the encoder's own small parallel share (`World.encoder_parallel_text`), which partly "
+        "aligns its languages as real multilingual encoders are partly aligned by their pretraining data.")
+    whole_word_masking: bool = option(True, "Mask whole words in the aligned encoder's pretraining (the unaligned "
+                                            "one keeps the recorded piece masking); see MaskedLanguageModelTask.")
+    translation_ranking_weight: float = option(
+        0.1, "Weight of LaBSE's translation ranking on the aligned encoder's TLM pairs (see "
+             "MaskedLanguageModelTask): MLM + TLM alone left the toy encoder at chance, measured.")
+    tlm_share: float = option(0.5, "Share of each batch of the aligned encoder that is translation language "
+                                   "modelling (the rest masked language modelling).")
     unet: TrainConfig = option(
         lambda: TrainConfig(steps=30000, batch_size=32, lr=5e-4, weight_decay=0.01, warmup_steps=200,
                             ema_decay=0.999, mixed_precision="bf16", checkpoint_every_steps=1000,
@@ -116,11 +130,20 @@ def _train_clip(job: _Job) -> None:
 
 
 def _train_multilingual(job: _Job) -> None:
+    aligned = job.component == "multilingual"
     model = XLMRobertaForMaskedLM(toy.multilingual_config(len(job.multilingual)))
-    task = toy.MaskedLanguageModelTask(model, job.multilingual, job.world, job.config.monolingual_per_language)
+    task = toy.MaskedLanguageModelTask(
+        model, job.multilingual, job.world, job.config.monolingual_per_language,
+        parallel_per_language=job.world.config.n_encoder_parallel if aligned else 0, tlm_share=job.config.tlm_share,
+        whole_word_masking=aligned and job.config.whole_word_masking,
+        translation_ranking_weight=job.config.translation_ranking_weight if aligned else 0.0)
     Trainer(task, job.train_config, job.run_dir).fit()
-    toy.save_component(model.roberta, "multilingual", job.out_dir)  # the MLM head is not part of the backbone
-    _record(job.out_dir, "multilingual", job.train_config.steps, job.config)
+    toy.save_component(model.roberta, job.component, job.out_dir)  # the MLM head is not part of the backbone
+    objective = (f"MLM + TLM ({job.config.tlm_share:g} of each batch) on {job.world.config.n_encoder_parallel} "
+                 f"encoder-only parallel pairs per language, {'whole-word' if job.config.whole_word_masking else 'piece'}"
+                 f" masking, translation ranking x {job.config.translation_ranking_weight:g}") if aligned \
+        else "MLM on monolingual text only"
+    _record(job.out_dir, job.component, job.train_config.steps, job.config, {"objective": objective})
 
 
 def _train_unet(job: _Job) -> None:
@@ -130,7 +153,11 @@ def _train_unet(job: _Job) -> None:
 
     def export(step: int) -> None:  # ship the EMA weights as they are now, at every checkpoint
         state = trainer.ema_state() or trainer._trainable_state()
-        toy.save_component(unet, "unet", job.out_dir, state={k.removeprefix("unet."): v for k, v in state.items()})
+        state = {k.removeprefix("unet."): v for k, v in state.items()}
+        toy.save_component(unet, "unet", job.out_dir, state=state)
+        # One snapshot per checkpoint, so the quality curve (quality against steps) can be measured afterwards
+        # without slowing the training job: `benchmarks/backbone_curve.py` evaluates them.
+        toy.save_component(unet, f"unet_step{step:06d}", job.run_dir / "snapshots", state=state)
         _record(job.out_dir, "unet", step, job.config, {"weights": "EMA" if trainer.ema is not None else "raw"})
 
     trainer.on_checkpoint = export
@@ -143,8 +170,8 @@ def _train_unet(job: _Job) -> None:
     trainer.fit()
 
 
-TRAIN_COMPONENT = {"scorer": _train_scorer, "clip": _train_clip, "multilingual": _train_multilingual,
-                   "unet": _train_unet}
+TRAIN_COMPONENT = {"scorer": _train_scorer, "clip": _train_clip, "multilingual_unaligned": _train_multilingual,
+                   "multilingual": _train_multilingual, "unet": _train_unet}
 
 
 def pretrain_toy_backbone(config: ToyPretrainConfig, work_dir: str | Path,

@@ -9,9 +9,11 @@ data (and monolingual text for the multilingual encoder) and shipped inside the 
   dropout for classifier-free guidance; sampled with DDIM (trailing spacing) through
   `PixelTextToImagePipeline`. No VAE: DESIGN.md 8.1 measured a latent toy model drawing nothing after
   17 CPU-minutes, and at 32 px the per-operation overhead, not arithmetic, dominates CPU time.
-- Multilingual encoder: `XLMRobertaModel` (128 wide, 4 layers) with a Unigram tokenizer over all six
-  languages, pretrained by masked language modelling on monolingual text only (never parallel text,
-  so the methods' alignment work is what aligns the languages), like XLM-R.
+- Multilingual encoders: `XLMRobertaModel` (128 wide, 4 layers) with a Unigram tokenizer over all six
+  languages. The default is pretrained by masked language modelling on monolingual text plus XLM's
+  translation language modelling on a small parallel share of its own (never the methods' data), so its
+  languages are partly aligned, as real multilingual encoders are by their pretraining data; the
+  `toy:unaligned` encoder had masked language modelling only, so nothing aligns its languages.
 - Attribute scorer: `AttributeScorer` (xlcore.backbone.scorer), trained on labelled renders.
 
 Weights ship as float16 safetensors (half the bytes; loaded as float32) with their configs, the data
@@ -32,7 +34,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 from torch import nn
 from transformers import CLIPConfig, CLIPModel, PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaModel
 
-from ..errors import DataFormatError, MissingWeightsError
+from ..errors import ConfigError, DataFormatError, MissingWeightsError
 from ..results import atomic_write_bytes
 from ..world import World, get_grammar
 from ..world.lexicon import all_captions
@@ -213,12 +215,44 @@ class ClipTask:
 
 
 class MaskedLanguageModelTask:
-    """BERT-style masking (15% of tokens: 80% <mask>, 10% random, 10% kept) on monolingual text."""
+    """BERT-style masking (15% of tokens: 80% <mask>, 10% random, 10% kept) on monolingual text and, with
+    `parallel_per_language` > 0, XLM's translation language modelling (Conneau & Lample 2019, section 3.3).
 
-    def __init__(self, model: XLMRobertaForMaskedLM, tokenizer, world: World, per_language: int):
+    TLM: an en-X pair of the encoder's own parallel share (`World.encoder_parallel_text`, never a method's
+    data) is concatenated, `<s> A </s><s> B </s>` in a random order, positions restarting at B, and masked
+    as one sequence, so a masked word can be predicted from its translation: that is what aligns the
+    languages. A share `tlm_share` of every batch is TLM (XLM alternates MLM and TLM batches; mixing
+    within a batch is the same objective at a steadier ratio). Without parallel text the encoder sees each
+    language alone and nothing aligns them (the `toy:unaligned` encoder).
+
+    `whole_word_masking` chooses 15% of words and masks all their pieces (BERT's later recipe). The toy's
+    Unigram vocabulary splits most Latin-script words into single letters, so a masked piece is nearly always
+    recoverable from the rest of its word and TLM then teaches no alignment: measured at chance (0.3-1.0%
+    top-1 over 300 pairs) after 1,000 steps with piece masking. A whole masked word can only come from the
+    sentence's structure or from its translation. Measured after 2,000 steps of MLM + TLM with whole-word
+    masking: still chance (0.1-0.5% top-1 over 1,000 pairs; R@100 13-17% against the unaligned encoder's
+    10-11%): predicting a word from its translation is learnt through attention across the pair, and the
+    small encoder keeps each language's sentence states apart.
+
+    `translation_ranking_weight` > 0 adds LaBSE's translation ranking (Feng et al., ACL 2022, section 3:
+    a dual encoder over MLM + TLM pretraining, each sentence against the batch's translations; here
+    symmetric InfoNCE of mask-mean-pooled last states at `translation_ranking_temperature`, no additive
+    margin) on the TLM pairs of each batch, encoded one sentence at a time. It models the contrastively
+    aligned encoders MuLan reads and is the strength knob of the toy encoder's alignment.
+    """
+
+    def __init__(self, model: XLMRobertaForMaskedLM, tokenizer, world: World, per_language: int,
+                 parallel_per_language: int = 0, tlm_share: float = 0.5, whole_word_masking: bool = False,
+                 translation_ranking_weight: float = 0.0, translation_ranking_temperature: float = 0.05):
         self.model, self.tokenizer = model, tokenizer
         self.sources = [world.monolingual_text(lang, size=per_language) for lang in world.languages]
-        self.per_language = per_language
+        self.pairs = [world.encoder_parallel_text(lang, size=parallel_per_language)
+                      for lang in world.target_languages] if parallel_per_language else []
+        self.per_language, self.parallel_per_language = per_language, parallel_per_language
+        self.tlm_share = tlm_share if self.pairs else 0.0
+        self.whole_word_masking = whole_word_masking
+        self.ranking_weight = translation_ranking_weight if self.pairs else 0.0
+        self.ranking_temperature = translation_ranking_temperature
 
     def trainable_modules(self) -> dict[str, nn.Module]:
         return {"mlm": self.model}
@@ -226,26 +260,71 @@ class MaskedLanguageModelTask:
     def dataset_size(self) -> int:
         return self.per_language * len(self.sources)
 
+    def _segments(self, indices) -> list[list[tuple[list[int], list[int | None]]]]:
+        """Each sample as its segments (token ids, word index per token): one monolingual sentence, or the
+        two sides of a TLM pair."""
+        n_tlm = round(self.tlm_share * len(indices))
+        samples = []
+        for position, i in enumerate(indices):
+            if position < n_tlm:
+                pair = self.pairs[i % len(self.pairs)][(i // len(self.pairs)) % self.parallel_per_language]
+                texts = [pair["en"], pair["target"]][::(1 if i % 2 else -1)]
+            else:
+                texts = [self.sources[i % len(self.sources)][i // len(self.sources)]["text"]]
+            encoded = self.tokenizer(texts, truncation=True)
+            samples.append([(encoded["input_ids"][k], encoded.word_ids(k)) for k in range(len(texts))])
+        return samples
+
     def batch(self, indices):
-        texts = [self.sources[i % len(self.sources)][i // len(self.sources)]["text"] for i in indices]
-        tokens = self.tokenizer(texts, padding="max_length", truncation=True, return_tensors="pt")
-        input_ids = tokens["input_ids"].clone()
+        samples = self._segments(indices)
+        pad = self.tokenizer.pad_token_id
+        width = max(sum(len(ids) for ids, _ in sample) for sample in samples)
+        input_ids = torch.full((len(samples), width), pad)
+        position_ids = torch.full((len(samples), width), pad)  # XLM-R: padding positions use padding_idx
+        words = torch.full((len(samples), width), -1)  # a word's number within its row, -1 for specials
+        for row, sample in enumerate(samples):
+            start, offset = 0, 0
+            for ids, word_ids in sample:
+                input_ids[row, start:start + len(ids)] = torch.tensor(ids)
+                position_ids[row, start:start + len(ids)] = torch.arange(len(ids)) + pad + 1
+                words[row, start:start + len(ids)] = torch.tensor([-1 if w is None else w + offset for w in word_ids])
+                offset += 1 + max((w for w in word_ids if w is not None), default=-1)
+                start += len(ids)
+        attention_mask = (input_ids != pad).long()
         labels = input_ids.clone()
-        special = (input_ids == self.tokenizer.pad_token_id) | (input_ids == self.tokenizer.bos_token_id) | \
+        special = (input_ids == pad) | (input_ids == self.tokenizer.bos_token_id) | \
                   (input_ids == self.tokenizer.eos_token_id)
-        chosen = (torch.rand(input_ids.shape) < 0.15) & ~special
+        if self.whole_word_masking:  # every piece of a chosen word, so its letters cannot give it away
+            chosen_words = torch.rand(len(samples), width + 1) < 0.15
+            chosen = chosen_words.gather(1, words.clamp(min=0)) & (words >= 0) & ~special
+        else:
+            chosen = (torch.rand(input_ids.shape) < 0.15) & ~special
         labels[~chosen] = -100
         roll = torch.rand(input_ids.shape)
         input_ids[chosen & (roll < 0.8)] = self.tokenizer.mask_token_id
         random_tokens = torch.randint(5, self.tokenizer.vocab_size, input_ids.shape)
         replace = chosen & (roll >= 0.8) & (roll < 0.9)
         input_ids[replace] = random_tokens[replace]
-        return input_ids, tokens["attention_mask"], labels
+        sides = None
+        n_tlm = round(self.tlm_share * len(indices))
+        if self.ranking_weight and n_tlm > 1:  # the TLM pairs' two sentences, unmasked, each on its own
+            pairs = [self.pairs[i % len(self.pairs)][(i // len(self.pairs)) % self.parallel_per_language]
+                     for i in indices[:n_tlm]]
+            sides = tuple(self.tokenizer([p[key] for p in pairs], padding=True, truncation=True, return_tensors="pt")
+                          for key in ("en", "target"))
+        return input_ids, attention_mask, position_ids, labels, sides
 
     def loss(self, batch):
-        input_ids, attention_mask, labels = batch
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
-        return {"loss": out.loss}
+        input_ids, attention_mask, position_ids, labels, sides = batch
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, labels=labels)
+        if sides is None:
+            return {"loss": out.loss}
+        from ..losses import masked_mean, symmetric_info_nce
+
+        pooled = [masked_mean(self.model.roberta(input_ids=t["input_ids"], attention_mask=t["attention_mask"])
+                              .last_hidden_state, t["attention_mask"]) for t in sides]
+        ranking = symmetric_info_nce(pooled[0], pooled[1], 1.0 / self.ranking_temperature)
+        return {"loss": out.loss + self.ranking_weight * ranking, "mlm": out.loss.detach(), "ranking": ranking.detach()}
 
 
 class DiffusionTask:
@@ -335,6 +414,23 @@ def load_tokenizers(directory: Path) -> tuple[PreTrainedTokenizerFast, PreTraine
         tokenizer_file=str(paths[1]), bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
         mask_token="<mask>", model_max_length=MULTILINGUAL_MAX_LENGTH)
     return english, multilingual
+
+
+# The toy's other multilingual encoders, by the name a method's `multilingual_encoder` gives (the default,
+# `multilingual.safetensors`, is the backbone's own).
+TOY_ENCODERS = {"toy:unaligned": "multilingual_unaligned"}
+
+
+def load_toy_multilingual_encoder(spec: str, directory: str | Path = ASSETS) -> XLMRobertaModel:
+    """One of the toy's other multilingual encoders (`TOY_ENCODERS`), frozen, float32; it reads the backbone's
+    multilingual tokenizer (both encoders were pretrained with it)."""
+    if spec not in TOY_ENCODERS:
+        raise ConfigError(f"unknown toy multilingual encoder {spec!r}; the toy has the backbone's own (empty) and "
+                          f"{', '.join(sorted(TOY_ENCODERS))}")
+    directory = Path(directory)
+    _, tokenizer = load_tokenizers(directory)
+    model = XLMRobertaModel(multilingual_config(len(tokenizer)), add_pooling_layer=False)
+    return load_component(model, TOY_ENCODERS[spec], directory).requires_grad_(False).eval()
 
 
 def load_toy_backbone(directory: str | Path = ASSETS, components: tuple[str, ...] | None = None) -> Backbone:

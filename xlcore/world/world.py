@@ -10,6 +10,9 @@ and the same seed always gives the same world. Regimes (DESIGN.md section 4):
 - `parallel_text(lang)`: en-X caption pairs of the same scene and phrasing (translations), no images,
   no culture concepts (English has no word for them).
 - `monolingual_text(lang)`: captions in one language, unpaired (multilingual encoder pretraining).
+- `encoder_parallel_text(lang)`: a small en-X parallel share of its own, read only by the multilingual
+  encoder's pretraining (translation language modelling), never by a method: real multilingual encoders
+  are partly aligned by what they were pretrained on, and this is the toy's counterpart.
 - `retrieval_test()`: fixed images with unique descriptions and one caption per language, parallel
   across languages (the shape of Multi30K task 1).
 - `generation_prompts()`: parallel prompts in every language; `culture_prompts(lang)`: prompts naming
@@ -42,7 +45,7 @@ log = logging.getLogger(__name__)
 
 # Stable ids for seeding: never reorder, only append (changing them changes every world).
 REGIME_IDS = {"english": 1, "language": 2, "parallel": 3, "monolingual": 4, "retrieval_test": 5,
-              "generation_prompts": 6, "culture_prompts": 7, "scorer": 8}
+              "generation_prompts": 6, "culture_prompts": 7, "scorer": 8, "encoder_parallel": 9}
 LANGUAGE_IDS = {"en": 1, "de": 2, "fr": 3, "cs": 4, "zh": 5, "ja": 6}
 
 
@@ -111,7 +114,8 @@ class World(CorpusLanguages):
         return WorldItem(regime, index, scene, layout, relation, template, captions)
 
     def item(self, regime: str, index: int, language: str | None = None) -> WorldItem:
-        """Item `index` of a sampled regime: 'english', 'language', 'parallel', 'monolingual' or 'scorer'."""
+        """Item `index` of a sampled regime: 'english', 'language', 'parallel', 'encoder_parallel',
+        'monolingual' or 'scorer'."""
         if regime == "english":
             rng = self._rng(regime, index)
             return self._make_item(regime, index, self.sample_scene(rng), rng, ("en",))
@@ -127,7 +131,7 @@ class World(CorpusLanguages):
             self.check_language(language, allow_english=False)
             rng = self._rng(regime, index, language)
             return self._make_item(regime, index, self.sample_scene(rng, language), rng, (language,))
-        if regime == "parallel":
+        if regime in ("parallel", "encoder_parallel"):
             self.check_language(language, allow_english=False)
             rng = self._rng(regime, index, language)
             return self._make_item(regime, index, self.sample_scene(rng), rng, ("en", language))
@@ -163,6 +167,11 @@ class World(CorpusLanguages):
     def parallel_text(self, lang: str, size: int | None = None) -> "ParallelTextDataset":
         self.check_language(lang, allow_english=False)
         return ParallelTextDataset(self, lang, size or self.config.n_parallel)
+
+    def encoder_parallel_text(self, lang: str, size: int | None = None) -> "ParallelTextDataset":
+        """The multilingual encoder's own parallel share (see the module docstring), disjoint from `parallel_text`."""
+        self.check_language(lang, allow_english=False)
+        return ParallelTextDataset(self, lang, size or self.config.n_encoder_parallel, regime="encoder_parallel")
 
     def monolingual_text(self, lang: str, size: int | None = None) -> "TextDataset":
         self.check_language(lang)
@@ -302,8 +311,8 @@ class PivotImageTextDataset(_RegimeDataset):
 class ParallelTextDataset(_RegimeDataset):
     """en-X caption pairs of the same scene and phrasing: {'en': ..., 'target': ..., 'language': X}."""
 
-    def __init__(self, world: World, language: str, size: int):
-        super().__init__(world, "parallel", language, size)
+    def __init__(self, world: World, language: str, size: int, regime: str = "parallel"):
+        super().__init__(world, regime, language, size)
 
     def __getitem__(self, index: int) -> dict:
         item = self.item(index)
