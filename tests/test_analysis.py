@@ -112,3 +112,44 @@ def test_method_cost_prefers_a_seed_that_timed_every_stage(tmp_path):
     assert bool(cost.at["altdiffusion", "time_complete"])
     assert cost.at["altclip", "train_seconds"] == 100.0
     assert not bool(cost.at["altclip", "time_complete"])
+
+
+def curve_rows():
+    """altclip at budgets 0.25, 0.5 and 1 (seed 0 only below 1) beside the three full seeds of `rows()`."""
+    out = rows()
+    for budget, consistency, seconds in ((0.25, 0.3, 150.0), (0.5, 0.55, 300.0)):
+        marker = f"-b{budget:g}"
+        for lang in ("de", "zh"):
+            out.append(ResultRow(f"cell-altclip-{lang}-s0{marker}-x", "toy", "altclip", "final", lang, "b",
+                                 "consistency_clip_cos", consistency, seed=0, timestamp="2026-11-28T00:00:00+00:00"))
+        out.append(ResultRow(f"train-altclip-all-s0{marker}-y", "toy", "altclip", "s", "all", "cost/training",
+                             "train_seconds", seconds, seed=0, timestamp="2026-11-28T00:00:00+00:00"))
+    return out
+
+
+def test_learning_curve_points_never_stand_in_for_the_full_runs_and_draw_their_own_figure(tmp_path):
+    from xlcore.analysis import curve_points
+    from xlcore.report import method_cost, run_budget
+
+    store = ResultsStore(tmp_path / "results.csv")
+    store.append(curve_rows())
+    frame = store.read()
+    assert sorted(run_budget(frame["run_id"]).unique()) == [0.25, 0.5, 1.0]
+    # the curve points are newer, yet every table still reads the full runs (0.5, 0.6, 0.7 over seeds)
+    assert method_quality(frame).loc["altclip", "mean"] == pytest.approx(0.6)
+    assert method_cost(frame).loc["altclip", "train_seconds"] == 600.0
+    points = curve_points(frame).set_index("budget")
+    assert list(points.index) == [0.25, 0.5, 1.0] and set(points["method"]) == {"altclip"}
+    assert points.loc[0.5, "mean"] == pytest.approx(0.55) and points.loc[0.5, "n"] == 1
+    assert points.loc[1.0, "mean"] == pytest.approx(0.6) and points.loc[1.0, "n"] == 3
+    assert list(points["train_seconds"]) == [150.0, 300.0, 600.0] and points["front"].all()  # each point improves
+    names = {p.name for p in write_analysis(store.path, tmp_path / "fig")}
+    assert {"learning_curves.png", "learning_curves.svg"} <= names
+    plain = {p.name for p in write_analysis(_plain(tmp_path), tmp_path / "plain_fig")}
+    assert "learning_curves.png" not in plain  # a grid without curve points draws no curve figure
+
+
+def _plain(tmp_path):
+    store = ResultsStore(tmp_path / "plain.csv")
+    store.append(rows())
+    return store.path

@@ -56,9 +56,46 @@ def test_the_sampler_benchmark_reports_time_and_judgement_against_its_reference(
 
 
 def test_the_encoder_alignment_benchmark_scores_every_target_language(tmp_path):
-    result = subprocess.run([sys.executable, "benchmarks/encoder_alignment.py", "--pairs", "20", "--out", str(tmp_path)],
-                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, "benchmarks/encoder_alignment.py", "--pairs", "20", "--encoders",
+                             "default", "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     payload = json.loads((tmp_path / "results.json").read_text())
-    assert payload["pairs"] == 20 and set(payload["rows"]) == {"de", "fr", "cs", "zh", "ja"}
-    assert all(0 <= v <= 100 for row in payload["rows"].values() for v in row.values())
+    rows = payload["encoders"]["default"]["rows"]
+    assert payload["pairs"] == 20 and set(rows) == {"de", "fr", "cs", "zh", "ja"}
+    assert all(set(row) == {f"{d}_top1_{layer}" for d in ("x_to_en", "en_to_x") for layer in ("last", "middle")}
+               and all(0 <= v <= 100 for v in row.values()) for row in rows.values())
+    assert payload["published"]["xlm-r large"]["de"] == 88.8 and "Table 13" in payload["published_source"]
+
+
+def test_the_backbone_curve_measures_each_snapshot_once_and_draws_the_curve(tmp_path):
+    import csv
+    import shutil
+
+    from xlcore.backbone.toy import ASSETS
+
+    snapshots = tmp_path / "snapshots"
+    snapshots.mkdir()
+    shutil.copy(ASSETS / "unet.safetensors", snapshots / "unet_step000010.safetensors")
+    command = [sys.executable, "benchmarks/backbone_curve.py", "--snapshots", str(snapshots), "--prompts", "8",
+               "--scales", "2", "--out", str(tmp_path / "out")]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    shipped = json.loads((ASSETS / "backbone.json").read_text())["components"]["unet"]["steps"]
+    rows = list(csv.DictReader(open(tmp_path / "out" / "curve.csv")))
+    assert sorted(int(r["unet_step"]) for r in rows) == sorted([10, shipped])
+    assert rows[0]["single_all"] == rows[1]["single_all"]  # the same weights judge the same at both points
+    assert (tmp_path / "out" / "curve.png").stat().st_size > 0
+    again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "step " not in again.stdout  # nothing measured twice
+
+
+def test_the_seed_timer_splits_a_smoke_seed_into_training_and_the_rest(tmp_path):
+    result = subprocess.run([sys.executable, "benchmarks/seed_time.py", "--smoke", "--methods", "translate",
+                             "--languages", "de", "--seed", "0", "--scratch", str(tmp_path / "runs"),
+                             "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert payload["cells"] == 2 and payload["cells_skipped"] == 0  # the English reference + translate in German
+    translate = payload["per_method"]["translate"]
+    assert translate["cells"] == 1 and 0 < translate["train_seconds"] < translate["wall_seconds"]
+    assert payload["ratio_to_reference"] == payload["total_seconds"] / 7860.0 and "x the reference" in result.stdout

@@ -97,3 +97,28 @@ def test_two_workers_share_one_training_run(tmp_path):
     assert [o.status for o in run_sweep(retrain, progress=False)] == ["done", "done"]
     assert (tmp_path / "runs" / "toy" / "translate" / "all" / "0" / "train" / "method" / "method.json").exists()
     assert len(ResultsStore(tmp_path / "runs" / "toy" / "results.csv").read()) == rows
+
+
+def test_learning_curve_points_are_cells_of_their_own_for_trained_methods_and_curve_seeds():
+    config = SweepConfig(methods=("translate", "untrained"), languages=("de",), seeds=(0, 1), curve_budgets=(0.25, 0.5),
+                         curve_seeds=(0,))
+    keys = [c.key for c in grid(config)]
+    assert keys == ["english-backbone/en/0", "translate/de/0", "untrained/de/0", "translate/de/0-b0.25",
+                    "translate/de/0-b0.5", "english-backbone/en/1", "translate/de/1", "untrained/de/1"]
+    with pytest.raises(ConfigError, match="in \\(0, 1\\]"):
+        grid(dataclasses.replace(config, curve_budgets=(1.5,)))
+    text = slurm_script(config, Path("/tmp") / "curve.sbatch").read_text()
+    assert "--array=0-7" in text and "--curve-budgets 0.25,0.5 --curve-seeds 0" in text
+
+
+def test_a_learning_curve_point_trains_its_own_shorter_run_beside_the_full_one(tmp_path):
+    config = sweep(tmp_path, methods=("translate",), languages=("de",), curve_budgets=(0.5,))
+    assert [o.status for o in run_sweep(config, progress=False)] == ["done", "done"]
+    root = tmp_path / "runs" / "toy" / "translate"
+    full, half = root / "all" / "0" / "train", root / "all" / "0-b0.5" / "train"
+    assert (full / "method" / "method.json").exists() and (half / "method" / "method.json").exists()
+    assert (root / "de" / "0-b0.5" / "done.json").exists()
+    frame = ResultsStore(tmp_path / "runs" / "toy" / "results.csv").read()
+    steps = frame[frame["metric"] == "train_steps"].groupby("run_id")["value"].sum().sort_values().tolist()
+    assert len(steps) == 2 and steps[0] < steps[1]  # two training runs, the curve point shorter
+    assert [o.status for o in run_sweep(config, progress=False)] == ["skipped", "skipped"]

@@ -9,6 +9,8 @@ standard deviation over seeds beside it ("n=1" where only one seed ran: no error
 - `quality_cost_figure`: quality (consistency with the English pipeline, the clearest generation signal
   on the toy world) against measured training time, with the Pareto front;
 - `parameter_efficiency_figure`: the same quality against trainable parameters;
+- `learning_curve_figure`: the same quality against training time at every budget point of each method
+  (the sweep's `curve_budgets`), one curve per method, with the Pareto front over all points;
 - `language_bars`: one metric per method and language, with error bars over seeds.
 
 Tables come as Markdown or LaTeX (`to_markdown` / `to_latex`); figures as PNG + SVG via `save_figure`.
@@ -26,7 +28,7 @@ import pandas as pd
 
 from .config import LANGUAGES
 from .plotting import plt, save_figure, use_world_fonts
-from .report import latest_runs, method_cost, ordered_methods
+from .report import latest_runs, method_cost, ordered_methods, run_budget
 from .results import ResultsStore
 
 log = logging.getLogger(__name__)
@@ -281,6 +283,67 @@ def parameter_efficiency_figure(frame: pd.DataFrame):
                     "Quality against trainable parameters", pareto=True)
 
 
+def curve_points(frame: pd.DataFrame, metric: str = QUALITY) -> pd.DataFrame:
+    """One row per (method, budget) of every trained method: `metric` over its non-English cells (mean and
+    std over seeds) and its measured training time at that budget (`method_cost`), with `front`: whether the
+    point is on the Pareto front of quality against training time over all points of all methods."""
+    cells = latest_runs(frame, "cell-", budget=None)
+    rows = cells[(cells["metric"] == metric) & (cells["language"] != "en")]
+    if rows.empty:
+        return pd.DataFrame(columns=["method", "budget", "mean", "std", "n", "train_seconds", "front"])
+    rows = rows.assign(budget=run_budget(rows["run_id"]))
+    per_seed = rows.groupby(["method", "budget", "seed"], as_index=False)["value"].mean()
+    points = summarise_seeds(per_seed, ["method", "budget"])
+    seconds = {budget: method_cost(frame, budget)["train_seconds"] for budget in points["budget"].unique()}
+    points["train_seconds"] = [seconds[b].get(m, np.nan) for m, b in zip(points["method"], points["budget"])]
+    points = points[points["train_seconds"] > 0]  # the references train nothing: lines, not points
+    higher_better = GENERATION_METRICS.get(metric, (None, None, True))[2]
+    best, front = -np.inf, []
+    for index, row in points.sort_values("train_seconds").iterrows():
+        score = row["mean"] if higher_better else -row["mean"]
+        if score > best:
+            front.append(index)
+            best = score
+    points["front"] = points.index.isin(front)
+    return points.sort_values(["method", "budget"]).reset_index(drop=True)
+
+
+def learning_curve_figure(frame: pd.DataFrame, metric: str = QUALITY):
+    """Quality against measured training time, one curve per trained method through its budget points
+    (learning-curve cells, issue 20), the Pareto front over every point, and the references as lines."""
+    use_world_fonts()
+    points = curve_points(frame, metric)
+    fig, ax = plt.subplots(figsize=(6.8, 4.4))
+    if points.empty:
+        ax.text(0.5, 0.5, "no trained method has evaluated runs yet", ha="center", transform=ax.transAxes)
+        return fig
+    for i, name in enumerate(ordered_methods(points["method"].unique())):
+        mine = points[points["method"] == name].sort_values("train_seconds")
+        color = plt.get_cmap("tab20").colors[i % 20]
+        ax.errorbar(mine["train_seconds"], mine["mean"], yerr=mine["std"].fillna(0), marker="o", capsize=2,
+                    color=color, label=f"{name} ({', '.join(f'{b:g}' for b in mine['budget'])})")
+    front = points[points["front"]].sort_values("train_seconds")
+    ax.step(front["train_seconds"], front["mean"], where="post", color="black", alpha=0.5, linewidth=2,
+            label="Pareto front (all points)")
+    references = method_quality(frame, metric)["mean"]
+    for name, style in REFERENCES:
+        if name in references.index and pd.notna(references[name]):
+            ax.axhline(references[name], color="grey", linestyle=style, linewidth=1)
+            ax.annotate(name, (0.99, references[name]), xycoords=("axes fraction", "data"), ha="right", va="bottom",
+                        fontsize=7, color="grey")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_short_number))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(_short_number))
+    ax.set_xlabel("measured training time (s, the study's machine; log scale)")
+    higher_better = GENERATION_METRICS.get(metric, (None, None, True))[2]
+    ax.set_ylabel(f"{METRIC_LABELS.get(metric, metric)} ({'higher' if higher_better else 'lower'} is better)")
+    ax.set_title("Quality against training compute: each method at its budget points (shares in the legend)\n"
+                 "(toy world, target languages; error bars: std over seeds)", fontsize=9)
+    ax.legend(fontsize=6, bbox_to_anchor=(1.01, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
 def language_bars(frame: pd.DataFrame, metric: str = QUALITY):
     """Grouped bars: `metric` per language (groups) and method (bars), error bars over seeds."""
     use_world_fonts()
@@ -335,11 +398,13 @@ def write_analysis(results_path: str | Path, figures_dir: str | Path, tables_dir
     written += save_figure(quality_cost_figure(frame), figures_dir / "quality_vs_cost")
     written += save_figure(parameter_efficiency_figure(frame), figures_dir / "quality_vs_parameters")
     written += save_figure(language_bars(frame), figures_dir / "consistency_by_language")
+    if not frame.empty and (run_budget(frame["run_id"]) < 1.0).any():  # drawn once the grid has curve points
+        written += save_figure(learning_curve_figure(frame), figures_dir / "learning_curves")
     return written
 
 
-__all__ = ["cross_lingual_table", "generation_table", "language_bars", "parameter_efficiency_figure", "quality_cost_figure",
-           "retrieval_table", "write_analysis"]
+__all__ = ["cross_lingual_table", "curve_points", "generation_table", "language_bars", "learning_curve_figure",
+           "parameter_efficiency_figure", "quality_cost_figure", "retrieval_table", "write_analysis"]
 
 
 def side_by_side_grid(output_dir: str | Path, preset: str = "toy", seed: int = 0, prompt_index: int = 0,

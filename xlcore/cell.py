@@ -40,25 +40,32 @@ ENGLISH_BACKBONE = "english-backbone"  # the untouched English pipeline, evaluat
 
 @dataclass(frozen=True)
 class Cell:
-    """One (method, language, seed) of a preset's grid."""
+    """One (method, language, seed) of a preset's grid, trained at `budget`, a share of each stage's steps (a
+    learning-curve point below 1: an independent shorter run with its own schedule, not a snapshot)."""
 
     preset: str
     method: str
     language: str
     seed: int
+    budget: float = 1.0
 
     @property
     def key(self) -> str:
-        return f"{self.method}/{self.language}/{self.seed}"
+        return f"{self.method}/{self.language}/{self.seed}{self.budget_suffix}"
+
+    @property
+    def budget_suffix(self) -> str:
+        """'' at the full budget (the folders runs had before budgets existed), else '-b<share>'."""
+        return "" if self.budget == 1.0 else f"-b{self.budget:g}"
 
 
 def cell_dir(output_dir: str | Path, cell: Cell) -> Path:
-    return Path(output_dir) / cell.preset / cell.method / cell.language / str(cell.seed)
+    return Path(output_dir) / cell.preset / cell.method / cell.language / f"{cell.seed}{cell.budget_suffix}"
 
 
 def train_dir(output_dir: str | Path, cell: Cell, per_language: bool) -> Path:
     scope = cell.language if per_language else "all"
-    return Path(output_dir) / cell.preset / cell.method / scope / str(cell.seed) / "train"
+    return Path(output_dir) / cell.preset / cell.method / scope / f"{cell.seed}{cell.budget_suffix}" / "train"
 
 
 @contextlib.contextmanager
@@ -114,6 +121,7 @@ def cell_identity(cell: Cell, study: StudyConfig, backbone_fingerprint: str, *, 
         generation = dataclasses.replace(generation, n_prompts=n_prompts)
     generation = dataclasses.replace(generation, languages=(cell.language,), seed=cell.seed)
     training = None
+    point = "" if budget == 1.0 else f"-b{budget:g}"  # a learning-curve point says so in its ids (`run_budget`)
     if cell.method == ENGLISH_BACKBONE:
         training_id = f"backbone-{backbone_fingerprint}"
     else:
@@ -123,11 +131,12 @@ def cell_identity(cell: Cell, study: StudyConfig, backbone_fingerprint: str, *, 
         training = TrainingRunConfig(cell.preset, cell.method, cell.language if cls.per_language else "all", cell.seed,
                                      method_config(study, cell.method), study.world, budget, study.feature_cache,
                                      data_identity(study))
-        training_id = (f"train-{cell.method}-{training.scope}-s{cell.seed}-{backbone_fingerprint[:8]}-"
+        training_id = (f"train-{cell.method}-{training.scope}-s{cell.seed}{point}-{backbone_fingerprint[:8]}-"
                        f"{config_hash(training)}")
     evaluation = EvaluationCellConfig(training_id, cell.language, generation, study.retrieval_captions_per_image,
                                       data_identity(study))
-    return training, training_id, evaluation, f"cell-{cell.method}-{cell.language}-s{cell.seed}-{config_hash(evaluation)}"
+    cell_id = f"cell-{cell.method}-{cell.language}-s{cell.seed}{point}-{config_hash(evaluation)}"
+    return training, training_id, evaluation, cell_id
 
 
 def check_parameters(**values: tuple[Any, type | tuple[type, ...]]) -> None:
@@ -161,8 +170,12 @@ class CellRun:
                          budget=(budget, (int, float)), n_prompts=(n_prompts, (int, type(None))),
                          config_file=(config_file, (str, Path)), data_file=(data_file, (str, Path)),
                          overrides=(overrides, (dict, type(None))))
+        if budget != 1.0 and cell.budget not in (1.0, budget):
+            raise ConfigError(f"the cell is at budget {cell.budget:g}, the run asked for {budget:g}")
+        budget = budget if budget != 1.0 else cell.budget
         if not 0 < budget <= 1:
             raise ConfigError(f"budget is the share of each stage's steps to train, in (0, 1]; got {budget}")
+        cell = dataclasses.replace(cell, budget=budget)  # its folders say which budget they hold
         self.cell, self.output_dir, self.budget = cell, Path(output_dir), budget
         if study is None and config_file:
             study = read_study_config(config_file)

@@ -129,10 +129,13 @@ def _sweep(args: argparse.Namespace) -> int:
     try:
         seeds = tuple(int(s) for s in listed(args.seeds))
         gpus = tuple(int(g) for g in listed(args.gpus))
+        curve_seeds = tuple(int(s) for s in listed(args.curve_seeds))
+        curve_budgets = tuple(float(b) for b in listed(args.curve_budgets))
     except ValueError as err:
-        raise ConfigError(f"--seeds and --gpus take comma-separated integers ({err})") from None
+        raise ConfigError(f"--seeds, --gpus, --curve-seeds and --curve-budgets take comma-separated numbers ({err})") from None
     config = SweepConfig(preset=args.preset, methods=listed(args.methods), languages=listed(args.languages),
-                         seeds=seeds, budget=args.budget, n_prompts=args.prompts, smoke=args.smoke,
+                         seeds=seeds, budget=args.budget, curve_budgets=curve_budgets, curve_seeds=curve_seeds,
+                         n_prompts=args.prompts, smoke=args.smoke,
                          output_dir=args.output_dir, kernel=args.kernel, gpus=gpus,
                          english_reference=not args.no_english_reference, retrain=args.retrain,
                          overrides=tuple(args.set) + ((f"data={Path(args.data).expanduser().resolve()}",) if args.data else ()),
@@ -244,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--languages", default=",".join(LANGUAGES), help="comma-separated languages")
     sweep.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     sweep.add_argument("--budget", type=float, default=1.0, help="share of each stage's training steps, in (0, 1]")
+    sweep.add_argument("--curve-budgets", default="", help="learning-curve points: further budgets, e.g. 0.25,0.5")
+    sweep.add_argument("--curve-seeds", default="0", help="seeds the learning-curve points run for")
     sweep.add_argument("--prompts", type=int, default=40, help="generation prompts per cell")
     sweep.add_argument("--kernel", default="xlcore", help="Jupyter kernel (registered for this environment if missing)")
     sweep.add_argument("--gpus", default="", help="comma-separated GPU indices: one worker per GPU")

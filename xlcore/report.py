@@ -37,12 +37,24 @@ def backbone_quality_table(results_path: str | Path) -> str:
 
 
 
-def latest_runs(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
+BUDGET_IN_ID = r"-s\d+-b([0-9.]+)-"  # the marker `xlcore.cell.cell_identity` puts in a learning-curve point's ids
+
+
+def run_budget(run_ids: pd.Series) -> pd.Series:
+    """The training budget (share of each stage's steps) of each run id: 1.0 unless it is a learning-curve point."""
+    return run_ids.str.extract(BUDGET_IN_ID, expand=False).astype(float).fillna(1.0)
+
+
+def latest_runs(frame: pd.DataFrame, prefix: str, budget: float | None = 1.0) -> pd.DataFrame:
     """Rows of the latest run (by timestamp) of each (method, language, seed) among runs whose id starts
-    with `prefix` (cells: `cell-`, training runs: `train-`)."""
+    with `prefix` (cells: `cell-`, training runs: `train-`) at training `budget` (the full one unless asked:
+    learning-curve points never stand in for a method's full run; None: the latest of each budget)."""
     frame = frame[frame["run_id"].str.startswith(prefix)]
-    latest = frame.sort_values("timestamp").groupby(["method", "language", "seed"])["run_id"].last()
-    return frame[frame["run_id"].isin(set(latest))]
+    frame = frame.assign(budget=run_budget(frame["run_id"]))
+    if budget is not None:
+        frame = frame[frame["budget"] == budget]
+    latest = frame.sort_values("timestamp").groupby(["method", "language", "seed", "budget"])["run_id"].last()
+    return frame[frame["run_id"].isin(set(latest))].drop(columns="budget")
 
 
 def ordered_methods(names) -> list[str]:
@@ -62,12 +74,13 @@ def ordered_methods(names) -> list[str]:
     return sorted(names, key=key)
 
 
-def method_cost(frame: pd.DataFrame) -> pd.DataFrame:
+def method_cost(frame: pd.DataFrame, budget: float = 1.0) -> pd.DataFrame:
     """Per method: trainable parameters (largest stage) and training seconds from the latest training runs:
     summed over stages, the fastest seed of each run (wall-clock time on a shared machine only grows with
     other load, so the minimum of repeats is the best estimate), averaged over a per-language method's
-    languages. Seeds that timed every stage come first; `time_complete` is False where none did."""
-    trained = latest_runs(frame, "train-")
+    languages. Seeds that timed every stage come first; `time_complete` is False where none did. `budget`:
+    the runs of that learning-curve point (1: the full runs)."""
+    trained = latest_runs(frame, "train-", budget)
     params = trained[(trained["benchmark"] == "cost/measured") & (trained["metric"] == "trainable_parameters")]
     # A stage that trained (steps > 0) without a recorded time makes its run's time a lower bound.
     steps = trained[(trained["metric"] == "train_steps") & (trained["value"] > 0)]

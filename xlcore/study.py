@@ -140,6 +140,7 @@ def sweep_methods(ctx: StudyContext) -> list[ResultRow]:
     # The cells run with the study's own resolved settings (method settings included), handed over whole.
     sweep = SweepConfig(preset=config.preset, methods=tuple(config.method_names),
                         languages=("en",) + tuple(config.method_languages), seeds=tuple(config.seeds),
+                        curve_budgets=tuple(config.curve_budgets), curve_seeds=tuple(config.curve_seeds),
                         n_prompts=config.evaluation.n_prompts, smoke=config.smoke, output_dir=config.output_dir)
     outcomes = run_sweep(sweep, study=config)
     report = summary(outcomes)

@@ -56,6 +56,10 @@ class SweepConfig:
                                         "Languages to evaluate in (per-language methods skip English).")
     seeds: tuple[int, ...] = option(lambda: (0, 1, 2), "Seeds; every cell runs once per seed.")
     budget: float = option(1.0, "Share of each stage's training steps to run, in (0, 1].")
+    curve_budgets: tuple[float, ...] = option(
+        lambda: (), "Learning-curve points: further budgets (shares of each stage's steps, below `budget`) at which "
+        "every trained method is also trained, each an independent run with its own schedule, and evaluated.")
+    curve_seeds: tuple[int, ...] = option(lambda: (0,), "Seeds the learning-curve points run for (a subset of seeds).")
     n_prompts: int = option(40, "Generation prompts per cell.")
     smoke: bool = option(False, "Shrink every cell (tests).")
     overrides: tuple[str, ...] = option(lambda: (), "Settings changed from the preset, as 'dotted.name=value' (study "
@@ -90,10 +94,10 @@ def study_settings(config: SweepConfig):
 
 
 def grid(config: SweepConfig) -> list[Cell]:
-    """The cells in execution order: by seed, then method, then language."""
-    from .registry import METHODS
-
+    """The cells in execution order: by seed, then budget (the full one first), then method, then language."""
     from .config import load_preset
+    from .methods._base import UntrainableMethod
+    from .registry import METHODS
 
     methods = config.methods or tuple(METHODS.names())
     for name in methods:
@@ -104,15 +108,22 @@ def grid(config: SweepConfig) -> list[Cell]:
             raise UnknownLanguageError(lang, world_languages)
     if not config.seeds:
         raise ConfigError("a sweep needs at least one seed")
+    for budget in (config.budget, *config.curve_budgets):
+        if not 0 < budget <= 1:
+            raise ConfigError(f"a budget is a share of each stage's steps, in (0, 1]; got {budget}")
     cells = []
     for seed in config.seeds:
         if config.english_reference:
             cells.append(Cell(config.preset, ENGLISH_BACKBONE, "en", seed))
-        for name in methods:
-            for lang in config.languages:
-                if lang == "en" and METHODS.get(name).per_language:
-                    continue
-                cells.append(Cell(config.preset, name, lang, seed))
+        budgets = (config.budget, *(config.curve_budgets if seed in config.curve_seeds else ()))
+        for budget in budgets:
+            for name in methods:
+                if budget != config.budget and issubclass(METHODS.get(name), UntrainableMethod):
+                    continue  # nothing trains: the point is the same at every budget
+                for lang in config.languages:
+                    if lang == "en" and METHODS.get(name).per_language:
+                        continue
+                    cells.append(Cell(config.preset, name, lang, seed, budget))
     return cells
 
 
@@ -147,7 +158,7 @@ def recorded_run_ids(config: SweepConfig, study) -> dict[Cell, str]:
     fingerprint = load_backbone(config.preset).fingerprint()
     out = {}
     for cell in grid(config):
-        run_id = cell_identity(cell, study, fingerprint, budget=config.budget, n_prompts=config.n_prompts)[3]
+        run_id = cell_identity(cell, study, fingerprint, budget=cell.budget, n_prompts=config.n_prompts)[3]
         if run_id in recorded:
             out[cell] = run_id
     return out
@@ -165,7 +176,7 @@ def run_cell(cell: Cell, config: SweepConfig, gpu: int | None = None, recorded: 
     out.mkdir(parents=True, exist_ok=True)
     (out / "error.txt").unlink(missing_ok=True)
     settings = write_study_config(study if study is not None else study_settings(config), out / "config.json")
-    parameters = {"preset": cell.preset, "language": cell.language, "seed": cell.seed, "budget": config.budget,
+    parameters = {"preset": cell.preset, "language": cell.language, "seed": cell.seed, "budget": cell.budget,
                   "n_prompts": config.n_prompts, "smoke": config.smoke, "output_dir": str(Path(config.output_dir).resolve()),
                   "config_file": str(settings)}
     if cell.method == ENGLISH_BACKBONE:
@@ -250,6 +261,9 @@ def slurm_script(config: SweepConfig, path: str | Path, *, partition: str = "", 
     args = [f"--preset {config.preset}", f"--seeds {','.join(map(str, config.seeds))}",
             f"--languages {','.join(config.languages)}", f"--budget {config.budget:g}", f"--prompts {config.n_prompts}",
             f"--output-dir {Path(config.output_dir).resolve()}"]
+    if config.curve_budgets:
+        args += [f"--curve-budgets {','.join(f'{b:g}' for b in config.curve_budgets)}",
+                 f"--curve-seeds {','.join(map(str, config.curve_seeds))}"]
     if config.methods:
         args.append(f"--methods {','.join(config.methods)}")
     if config.smoke:
