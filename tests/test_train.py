@@ -264,3 +264,15 @@ def test_lr_scale_sets_each_modules_learning_rate_and_zero_freezes_it(tmp_path):
     assert by_scale[0.5] == pytest.approx(0.5 * by_scale[1.0])
     with pytest.raises(ConfigError, match="lr_scale names \\['encoder'\\]"):
         Trainer(TwoModuleTask(), dataclasses.replace(CONFIG, lr_scale={"encoder": 2.0}), tmp_path / "bad")
+
+
+def test_the_epoch_step_schedule_multiplies_the_rate_once_per_epoch_of_the_stages_data():
+    """GlueGen's StepLR (gamma 0.5 stepped every epoch): with 10 items at batch 4 an epoch ends within step 2,
+    so steps 0-2 train at lr, 3-4 at lr/2 (items 12-19 belong to the second epoch), 5-7 at lr/4."""
+    from xlcore.errors import XlcoreError
+    from xlcore.train import _lr_factor
+
+    config = dataclasses.replace(CONFIG, schedule="epoch_step", decay_factor=0.5, batch_size=4, warmup_steps=0)
+    assert [_lr_factor(config, step, 10) for step in range(8)] == [1, 1, 1, 0.5, 0.5, 0.25, 0.25, 0.25]
+    with pytest.raises(XlcoreError, match="dataset size"):
+        _lr_factor(config, 3)

@@ -104,8 +104,11 @@ class TrainConfig:
         lambda: {}, "Learning-rate multiplier per trainable module, by the task's module name (e.g. {'unet': 0.1}: "
         "that module trains at a tenth of lr); modules not named train at lr.", added=True)
     betas: tuple[float, ...] = option(lambda: (0.9, 0.98), "Adam betas.")
-    schedule: str = option("cosine", "'cosine' (to 0), 'linear' (to 0: polynomial decay of power 1), 'constant' or "
-                                     "'inverse_sqrt' after warmup.")
+    schedule: str = option("cosine", "'cosine' (to 0), 'linear' (to 0: polynomial decay of power 1), 'constant', "
+                                     "'inverse_sqrt' after warmup, or 'epoch_step' (PyTorch's StepLR stepped once per "
+                                     "epoch of the stage's data: lr times decay_factor after every epoch).")
+    decay_factor: float = option(0.5, "What 'epoch_step' multiplies the learning rate by after each epoch (StepLR's "
+                                      "gamma).", added=True)
     warmup_steps: int = option(100, "Linear warmup steps.", smoke=1)
     max_grad_norm: float = option(1.0, "Clip the global gradient norm to this (0 disables).")
     ema_decay: float = option(0.0, "Keep an exponential moving average of the weights (0 disables).")
@@ -156,11 +159,15 @@ def step_indices(step: int, batch_size: int, dataset_size: int, seed: int) -> li
     return indices
 
 
-def _lr_factor(config: TrainConfig, step: int) -> float:
+def _lr_factor(config: TrainConfig, step: int, dataset_size: int = 0) -> float:
     if step < config.warmup_steps:
         return (step + 1) / config.warmup_steps
     if config.schedule == "constant":
         return 1.0
+    if config.schedule == "epoch_step":
+        if dataset_size <= 0:
+            raise XlcoreError("the 'epoch_step' schedule needs the stage's dataset size")
+        return config.decay_factor ** (step * config.batch_size // dataset_size)
     if config.schedule == "inverse_sqrt":
         return math.sqrt(max(config.warmup_steps, 1) / (step + 1))
     progress = min(1.0, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
@@ -168,7 +175,7 @@ def _lr_factor(config: TrainConfig, step: int) -> float:
         return 0.5 * (1.0 + math.cos(math.pi * progress))
     if config.schedule == "linear":
         return 1.0 - progress
-    raise XlcoreError(f"unknown schedule {config.schedule!r}; use cosine, linear, constant or inverse_sqrt")
+    raise XlcoreError(f"unknown schedule {config.schedule!r}; use cosine, linear, constant, inverse_sqrt or epoch_step")
 
 
 def make_optimizer(config: TrainConfig, modules: dict[str, nn.Module]) -> torch.optim.Optimizer:
@@ -440,7 +447,7 @@ class Trainer:
         step = self.step if step is None else step
         for group in self.optimizer.param_groups:
             # .get: a checkpoint written before per-module scales existed restores groups without one
-            group["lr"] = config.lr * group.get("lr_scale", 1.0) * _lr_factor(config, step)
+            group["lr"] = config.lr * group.get("lr_scale", 1.0) * _lr_factor(config, step, self.task.dataset_size())
         indices = step_indices(step, config.batch_size, self.task.dataset_size(), config.seed)
         if self.world_size > 1:  # this process's contiguous slice of the global batch
             share = config.batch_size // self.world_size
@@ -502,7 +509,7 @@ class Trainer:
                    dynamic_ncols=True)
         with open(self.log_path, "a") as log_file:
             while self.step < config.steps:
-                lr = config.lr * _lr_factor(config, self.step)
+                lr = config.lr * _lr_factor(config, self.step, self.task.dataset_size())
                 terms = self.train_step()
                 self.step += 1
                 bar.update(1)
