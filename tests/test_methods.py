@@ -293,3 +293,27 @@ def test_iap_step_with_no_english_pivot_in_the_batch_is_a_zero_loss(smoke_backbo
     assert terms["loss"].item() == 0.0 and terms["items_with_english"].item() == 0.0
     terms["loss"].backward()
     assert all(p.grad is not None and not p.grad.any() for p in method.trainable_parameters("pivot").values())
+
+
+@pytest.fixture(scope="module")
+def sd15_on_meta():
+    from xlcore.backbone.sd15 import sd15_architectures
+
+    with torch.device("meta"):
+        return sd15_architectures("xlm-roberta-base", device="meta")
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if n not in ("untrained", "translate_oracle", "mclip_plus")])
+def test_counts_at_paper_dimensions_match_the_papers_figures(name, sd15_on_meta):
+    """Each method builds its own modules at its paper's dimensions; where the paper gives a figure, the count
+    rounds to it (to the figure's precision, 0.05M), and every share is of a system that holds it."""
+    rows = METHODS.get(name).paper_counts(sd15_on_meta)
+    assert rows, f"{name} declares no row of the parameter table"
+    for row in rows:
+        assert 0 <= row.trainable < row.system and row.note
+        if row.paper is not None:
+            assert abs(row.trainable - row.paper) <= 0.05e6, (row.row, row.trainable, row.paper)
+    exact = {"trikd": 14_568_961, "gluegen (translator)": 50_179_776, "altdiffusion/concept": 19_169_280}
+    for row in rows:
+        if row.row in exact:
+            assert row.trainable == exact[row.row]

@@ -70,6 +70,12 @@ def _method_sections() -> str:
     return "\n\n".join(sections)
 
 
+def _paper_parameters() -> str:
+    from .methods._base import paper_parameter_table
+
+    return paper_parameter_table()
+
+
 @dataclass(frozen=True)
 class Block:
     name: str
@@ -81,6 +87,7 @@ class Block:
 BLOCKS = (
     Block("methods-table", ("README.md", "docs/methods.md"), _methods_table, "make study"),
     Block("method-sections", ("docs/methods.md",), _method_sections, "(the method classes)"),
+    Block("paper-parameters", ("docs/methods.md",), _paper_parameters, "(the method classes: Method.paper_counts)"),
     Block("claims-audit", ("docs/claims-audit.md",), _claims_audit, "make study"),
     Block("throughput-toy-cpu", ("docs/cost-and-performance.md",),
           _file("benchmarks/results/throughput_toy_cpu/throughput.md"),

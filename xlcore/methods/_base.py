@@ -76,6 +76,52 @@ class Variant:
     changes_on: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PaperCount:
+    """One row of the trainable-parameter table at a paper's own dimensions (`Method.paper_counts`)."""
+
+    row: str
+    trainable: int
+    system: int  # parameters of the whole system the method runs in (its share is trainable / system)
+    paper: float | None  # the paper's (or its code's) figure; None where it gives none
+    note: str
+
+
+def parameter_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def sd15_system(sd15: Mapping[str, nn.Module]) -> int:
+    """Parameters of the SD 1.5 system: UNet, VAE, CLIP ViT-L/14 (both towers), the multilingual encoder."""
+    return sum(parameter_count(sd15[name]) for name in ("unet", "vae", "clip", "multilingual"))
+
+
+def paper_dimension_rows() -> list[PaperCount]:
+    """Every registered method's `paper_counts`, each class once (a variant shares its method's), in the
+    tables' order, on the sd15 architectures built on the meta device (no memory, no weights)."""
+    from ..backbone.sd15 import sd15_architectures
+
+    with torch.device("meta"):
+        sd15 = sd15_architectures("xlm-roberta-base", device="meta")
+        rows, seen = [], set()
+        for name in sorted(METHODS.names(), key=lambda n: METHODS.get(n).order):
+            cls = METHODS.get(name)
+            if cls not in seen:
+                seen.add(cls)
+                rows += cls.paper_counts(sd15)
+    return rows
+
+
+def paper_parameter_table() -> str:
+    """`paper_dimension_rows` as Markdown (the block in docs/methods.md)."""
+    lines = ["| method (paper dimensions) | trainable (measured) | paper figure | share of system | note |",
+             "| --- | ---: | ---: | ---: | --- |"]
+    for row in paper_dimension_rows():
+        paper = "-" if row.paper is None else f"{row.paper / 1e6:.2f}M"
+        lines.append(f"| {row.row} | {row.trainable:,} | {paper} | {100.0 * row.trainable / row.system:.2f}% | {row.note} |")
+    return "\n".join(lines)
+
+
 class Method:
     """Base class: subclasses set `config_class` and the description below, and implement the hooks."""
 
@@ -142,6 +188,14 @@ class Method:
         """The results table's note for a run with `config`: the class's fixed `label` unless overridden."""
         label = getattr(cls, "label", "")
         return label if isinstance(label, str) else ""
+
+    @classmethod
+    def paper_counts(cls, sd15: Mapping[str, nn.Module]) -> list[PaperCount]:
+        """Trainable parameters at the dimensions of the method's paper, beside the paper's figure (the table
+        of `benchmarks/method_parameters.py`). `sd15`: the sd15 preset's architectures built on the meta
+        device (`unet`, `vae`, `clip`, `multilingual`: XLM-R base), from which a method builds its own
+        modules at those dimensions. Empty for a method with nothing to count."""
+        return []
 
     @classmethod
     def sd15_settings(cls) -> dict[str, Any]:

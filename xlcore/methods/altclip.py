@@ -40,7 +40,8 @@ from ..config import option
 from ..registry import METHODS
 from ..train import TrainConfig
 from ..losses import symmetric_info_nce
-from ._base import Conditioning, Method, StageData, cross_attention_modules, settings_label, trim_padding
+from ._base import (Conditioning, Method, PaperCount, StageData, cross_attention_modules, parameter_count,
+                    sd15_system, settings_label, trim_padding)
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,11 @@ class AltCLIP(Method):
     published_budgets = PUBLISHED_BUDGETS
     config_class = AltCLIPConfig
     label = ""
+
+    @classmethod
+    def paper_counts(cls, sd15):
+        return [PaperCount("altclip/teacher+contrastive", parameter_count(StudentTextEncoder(sd15["multilingual"], 768)),
+                           sd15_system(sd15), None, "whole multilingual encoder + transformation")]
 
     def build(self) -> None:
         clip_text = self.backbone.clip.config.text_config.hidden_size
@@ -303,6 +309,16 @@ class AltDiffusion(AltCLIP):
                 "quality_train": TrainConfig(steps=270_000, batch_size=3840, optimizer="adamw", lr=1e-4,
                                              weight_decay=0.01, schedule="constant", warmup_steps=10_000,
                                              ema_decay=0.9999, mixed_precision="bf16")}
+
+    @classmethod
+    def paper_counts(cls, sd15):
+        unet, system = sd15["unet"], sd15_system(sd15)
+        kv = sum(parameter_count(a.to_k) + parameter_count(a.to_v) for _, a in cross_attention_modules(unet))
+        upstream = sum(parameter_count(a) for _, a in cross_attention_modules(unet))
+        return [PaperCount("altdiffusion/concept", kv, system, 19.17e6, "AltDiffusion: attn2.to_k/to_v of SD 1.5"),
+                PaperCount("altdiffusion/concept (upstream all-attn2)", upstream, system, 43.96e6,
+                           "upstream `if 'to_k' or ...` trains all of attn2"),
+                PaperCount("altdiffusion/quality", parameter_count(unet), system, None, "whole UNet")]
 
     def build(self) -> None:
         super().build()

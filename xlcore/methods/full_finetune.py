@@ -15,7 +15,7 @@ from ..cache import ConcatDataset
 from ..config import option
 from ..registry import METHODS
 from ..train import TrainConfig
-from ._base import Conditioning, SingleStageMethod, StageData
+from ._base import Conditioning, PaperCount, SingleStageMethod, StageData, parameter_count, sd15_system
 from .iap import ProjectedEncoder
 
 
@@ -69,6 +69,12 @@ class FullFinetune(SingleStageMethod):
     config_class = FullFinetuneConfig
     stage_name = "joint"
     uses_unet_gradients = True
+
+    @classmethod
+    def paper_counts(cls, sd15):
+        trainable = parameter_count(ProjectedEncoder(sd15["multilingual"], 768)) + parameter_count(sd15["unet"])
+        return [PaperCount("full_finetune", trainable, sd15_system(sd15), None,
+                           "multilingual encoder + whole UNet: the 100% reference")]
 
     def build(self) -> None:
         self.text_encoder = ProjectedEncoder(self.trainable_copy(self.backbone.multilingual),

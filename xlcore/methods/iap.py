@@ -26,7 +26,8 @@ from ..backbone.diffusion import noisy_sample
 from ..config import option
 from ..registry import METHODS
 from ..train import TrainConfig
-from ._base import Conditioning, SingleStageMethod, StageData, capture_cross_attention
+from ._base import (Conditioning, PaperCount, SingleStageMethod, StageData, capture_cross_attention, parameter_count,
+                    sd15_system)
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,11 @@ class IAP(SingleStageMethod):
     stage_name = "pivot"
     per_language = True
     label = "reconstructed from the abstract: all attn2 layers, MSE, random timestep"
+
+    @classmethod
+    def paper_counts(cls, sd15):
+        return [PaperCount("iap", parameter_count(ProjectedEncoder(sd15["multilingual"], 768)), sd15_system(sd15), None,
+                           "no public code; the original write-up's 100M is unsupported")]
 
     def build(self) -> None:
         self.student = ProjectedEncoder(self.trainable_copy(self.backbone.multilingual),

@@ -19,7 +19,8 @@ from torch import nn
 from ..config import option
 from ..registry import METHODS
 from ..train import TrainConfig
-from ._base import ENCODER_HELP, Conditioning, SingleStageMethod, StageData, settings_label
+from ._base import (ENCODER_HELP, Conditioning, PaperCount, SingleStageMethod, StageData, parameter_count,
+                    sd15_system, settings_label)
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,12 @@ class MuLan(SingleStageMethod):
     def label_for(cls, config) -> str:
         encoder = [f"encoder {config.multilingual_encoder}"] if config.multilingual_encoder else []
         return "; ".join(["padding masked in the adapter's attention", "10% caption dropout assumed", *encoder])
+
+    @classmethod
+    def paper_counts(cls, sd15):
+        adapter = LanguageAdapter(4096, 768, 120, 8, 3072)  # the paper's 4096-wide encoder row
+        return [PaperCount("mulan", parameter_count(adapter), sd15_system(sd15), 20.37e6,
+                           "MuLan paper, SD 1.5 with a 4096-wide encoder")]
 
     def build(self) -> None:
         c = self.config

@@ -31,7 +31,8 @@ from ..config import option
 from ..errors import ConfigError
 from ..registry import METHODS
 from ..train import TrainConfig
-from ._base import ENCODER_HELP, Conditioning, SingleStageMethod, StageData, capture_blocks, settings_label
+from ._base import (ENCODER_HELP, Conditioning, PaperCount, SingleStageMethod, StageData, capture_blocks,
+                    parameter_count, sd15_system, settings_label)
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,11 @@ class PEA(SingleStageMethod):
         return {"train": TrainConfig(steps=100_000, batch_size=320, optimizer="adamw", lr=1e-5, weight_decay=0.0,
                                      betas=(0.9, 0.999), schedule="linear", warmup_steps=100, mixed_precision="fp16"),
                 "hybrid_masking": "upstream"}
+
+    @classmethod
+    def paper_counts(cls, sd15):
+        return [PaperCount("pea", parameter_count(PEAAdapter(1024, 2048, 768)), sd15_system(sd15), 7.87e6,
+                           "PEA code, SD 1.5 variant 1024->2048->2048->768")]
 
     def build(self) -> None:
         width = self.backbone.multilingual.config.hidden_size

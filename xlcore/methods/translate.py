@@ -28,7 +28,7 @@ from ..train import TrainConfig
 from ..world import get_grammar
 from ..world.reading import normalise
 from ..world.scene import RELATIONS_BY_AXIS, SHAPES, pair_scenes, single_scenes
-from ._base import Conditioning, SingleStageMethod, StageData, UntrainableMethod, trim_padding
+from ._base import Conditioning, PaperCount, SingleStageMethod, StageData, UntrainableMethod, sd15_system, trim_padding
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,10 @@ class Translate(SingleStageMethod):
     config_class = TranslateConfig
     stage_name = "translation"
     label = "toy Marian translator trained on world parallel text"
+
+    @classmethod
+    def paper_counts(cls, sd15):
+        return [PaperCount("translate", 0, sd15_system(sd15), 0, "NLLB-600M used as released: nothing trains")]
 
     def build(self) -> None:
         bb, c = self.backbone, self.config

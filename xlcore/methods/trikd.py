@@ -40,8 +40,8 @@ from ..errors import ConfigError
 from ..registry import METHODS
 from ..train import TrainConfig
 from ..losses import masked_mean, symmetric_info_nce
-from ._base import (ENCODER_HELP, Conditioning, Method, StageData, Variant, cross_attention_modules, settings_label,
-                    trim_padding)
+from ._base import (ENCODER_HELP, Conditioning, Method, PaperCount, StageData, Variant, cross_attention_modules,
+                    parameter_count, settings_label, trim_padding)
 
 
 @dataclass(frozen=True)
@@ -285,6 +285,16 @@ class TriKD(Method):
                                                  warmup_steps=4000, max_grad_norm=2.0, mixed_precision="bf16"),
             "mte_decoder_layers": 12,
         }
+
+    @classmethod
+    def paper_counts(cls, sd15):
+        # mCLIP's own system: CLIP ViT-B/32 (151.3M as published) and XLM-R base, both frozen.
+        system = 151_277_313 + parameter_count(sd15["multilingual"])
+        projectors = parameter_count(XProjector(768, 2, 12, 3072, 0.3)) + parameter_count(nn.Linear(512, 768, bias=False))
+        trikd = projectors + 1  # + the ITC logit scale
+        return [PaperCount("trikd", trikd, system, 14.6e6, "mCLIP paper (X-projector + CLIP-projector)"),
+                PaperCount("trikd+token_head", trikd + parameter_count(nn.Linear(768, 768, bias=False)), system, None,
+                           "study's extension, not in the paper")]
 
     def build(self) -> None:
         c, bb = self.config, self.backbone
