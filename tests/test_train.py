@@ -276,3 +276,14 @@ def test_the_epoch_step_schedule_multiplies_the_rate_once_per_epoch_of_the_stage
     assert [_lr_factor(config, step, 10) for step in range(8)] == [1, 1, 1, 0.5, 0.5, 0.25, 0.25, 0.25]
     with pytest.raises(XlcoreError, match="dataset size"):
         _lr_factor(config, 3)
+
+
+def test_a_budget_in_epochs_sets_the_steps_from_the_data(tmp_path):
+    """GlueGen gives 4 epochs, not steps: the Trainer counts them on the stage's data (RegressionTask: 64 items)."""
+    from xlcore.errors import ConfigError
+
+    trainer = Trainer(RegressionTask(), dataclasses.replace(CONFIG, epochs=2.5, batch_size=16, steps=0), tmp_path / "e")
+    assert trainer.config.steps == 10  # ceil(2.5 x 64 / 16)
+    assert Trainer(RegressionTask(), dataclasses.replace(CONFIG, steps=3, epochs=2), tmp_path / "s").config.steps == 3
+    with pytest.raises(ConfigError, match="epochs > 0"):
+        Trainer(RegressionTask(), dataclasses.replace(CONFIG, steps=0), tmp_path / "none")

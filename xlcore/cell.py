@@ -279,6 +279,8 @@ class CellRun:
         """A stage's TrainConfig cut to the cell's budget (its share of the steps)."""
         if self.budget == 1.0:
             return config  # unchanged, so a run trained before budgets existed resumes as it was
+        if config.steps <= 0:  # a budget in epochs (the Trainer counts the steps on the data)
+            return dataclasses.replace(config, epochs=config.epochs * self.budget)
         steps = max(1, round(config.steps * self.budget))
         return dataclasses.replace(config, steps=steps, warmup_steps=min(config.warmup_steps, max(1, steps // 10)))
 

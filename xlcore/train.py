@@ -23,7 +23,7 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
@@ -92,7 +92,10 @@ def to_device(batch: Any, device: torch.device) -> Any:
 class TrainConfig:
     """How to train: budget, optimizer, schedule, checkpoints."""
 
-    steps: int = option(1000, "Optimizer steps to train for.", smoke=4)
+    steps: int = option(1000, "Optimizer steps to train for; 0: `epochs` epochs of the stage's data.", smoke=4)
+    epochs: float = option(0.0, "With steps 0: train this many epochs of the stage's data (steps = ceil(epochs x "
+                                "items / batch_size), known once the data is), for papers that give epochs and not "
+                                "steps (GlueGen's 4).", added=True)
     batch_size: int = option(64, "Samples per optimizer step (before accumulation is split).", smoke=8)
     grad_accumulation: int = option(
         1, "Split each step's batch into this many micro-batches (same update as the whole batch at once, "
@@ -215,6 +218,10 @@ class Trainer:
 
     def __init__(self, task: TrainingTask, config: TrainConfig, run_dir: str | Path,
                  on_checkpoint: Callable[[int], None] | None = None):
+        if config.steps <= 0:  # a budget given in epochs: its step count follows from the data
+            if config.epochs <= 0:
+                raise ConfigError("a stage needs steps > 0, or steps 0 and epochs > 0")
+            config = replace(config, steps=max(1, math.ceil(config.epochs * task.dataset_size() / config.batch_size)))
         self.task, self.config, self.run_dir = task, config, Path(run_dir)
         self.on_checkpoint = on_checkpoint
         # Stages of one job (the toy backbone's components, a method's stages) run one after another, each

@@ -63,10 +63,10 @@ class GlueGenConfig:
     reversal: float = option(0.1, "Gradient-reversal coefficient in front of the discriminator (upstream: 0.1).")
     parallel_items: int = option(4000, "Parallel pairs of the target language; 0: all the corpus has (sd15).", smoke=32)
     train: TrainConfig = option(
-        lambda: TrainConfig(steps=500, batch_size=32, optimizer="adamw", lr=1e-3, weight_decay=0.0, betas=(0.9, 0.999),
+        lambda: TrainConfig(steps=0, epochs=4, batch_size=32, optimizer="adamw", lr=1e-3, weight_decay=0.0, betas=(0.9, 0.999),
                             schedule="epoch_step", decay_factor=0.5, warmup_steps=0),
-        "Translator training: Adam (AdamW without decay), StepLR halving per epoch, batch 32. Upstream: lr 1e-4 "
-        "for 4 epochs of its corpus; toy: 4 epochs of 4,000 pairs (500 steps) at lr 1e-3.")
+        "Translator training: Adam (AdamW without decay), StepLR halving per epoch, batch 32, 4 epochs. Upstream: "
+        "lr 1e-4 over its corpus; toy: 4,000 pairs (500 steps) at lr 1e-3.")
 
 
 class MixerMLP(nn.Module):
@@ -182,7 +182,7 @@ class GlueGen(SingleStageMethod):
     def sd15_settings(cls) -> dict:
         # train_gluenet_multi.py: Adam lr 1e-4 (L187-192), StepLR gamma 0.5 stepped every epoch (L194),
         # batch 32 and 4 epochs (L49-50); the step count follows from the data file's pairs.
-        return {"train": TrainConfig(steps=0, batch_size=32, optimizer="adamw", lr=1e-4, weight_decay=0.0,
+        return {"train": TrainConfig(steps=0, epochs=4, batch_size=32, optimizer="adamw", lr=1e-4, weight_decay=0.0,
                                      betas=(0.9, 0.999), schedule="epoch_step", decay_factor=0.5, warmup_steps=0,
                                      mixed_precision="bf16")}
 
