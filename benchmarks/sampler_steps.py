@@ -16,7 +16,6 @@ Nothing here changes the study's sampler: the numbers are what a change would re
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import sys
@@ -27,20 +26,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler  # noqa: E402
-
+from xlcore.backbone.pipeline import SAMPLERS, with_sampler  # noqa: E402
 from xlcore.backbone.quality import generate  # noqa: E402
 from xlcore.backbone.toy import load_toy_backbone  # noqa: E402
 from xlcore.evaluate.compositional import geneval_overall, judge, summarise  # noqa: E402
 from xlcore.provenance import hardware  # noqa: E402
 from xlcore.world import World  # noqa: E402
-
-SAMPLERS = {
-    "ddim": lambda config: DDIMScheduler.from_config(config, timestep_spacing="trailing"),
-    "dpm++": lambda config: DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++",
-                                                                     solver_order=2, timestep_spacing="trailing"),
-}
-
 
 def parse_settings(text: str) -> list[tuple[str, int]]:
     settings = []
@@ -71,7 +62,7 @@ def main() -> None:
     with torch.autocast("cpu", dtype=torch.bfloat16):  # warm-up, untimed: the first call pays for kernel setup
         generate(backbone, states[:2], seeds[:2], args.guidance, 2)
     for name, steps in settings:
-        sampler_backbone = dataclasses.replace(backbone, sample_scheduler=SAMPLERS[name](backbone.noise_scheduler.config))
+        sampler_backbone = with_sampler(backbone, name)
         start = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16):
             images = generate(sampler_backbone, states, seeds, args.guidance, steps)

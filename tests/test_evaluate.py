@@ -1,6 +1,7 @@
 """The evaluation layer against hand-computed values, independent computations and its own invariants."""
 
 import csv
+import dataclasses
 import json
 import math
 
@@ -435,3 +436,27 @@ def test_retrieval_on_the_published_multi30k_files_end_to_end(tmp_path):
     expected = 100.0 * sum(first_owner[c] == i for i, (c,) in enumerate(benchmark.captions)) / len(names)
     assert measured.metrics["t2i_r@1"] == pytest.approx(expected) == 100.0
     assert measured.metrics["mean_recall"] == 100.0
+
+
+def test_the_multistep_sampler_keeps_the_schedule_and_is_named_in_every_protocol(smoke_backbone, small_world, tmp_path):
+    """DPM-Solver++ 2M (issue 21's faster sampler): built from the backbone's DDIM config (same spacing and
+    prediction type), the backbone itself untouched; the rows say which sampler drew; an unknown one is refused."""
+    from diffusers import DPMSolverMultistepScheduler
+
+    from xlcore.backbone.pipeline import with_sampler
+
+    fast = with_sampler(smoke_backbone, "dpm++")
+    assert isinstance(fast.sample_scheduler, DPMSolverMultistepScheduler) and fast.unet is smoke_backbone.unet
+    for key in ("timestep_spacing", "prediction_type", "num_train_timesteps"):
+        assert fast.sample_scheduler.config[key] == smoke_backbone.sample_scheduler.config[key]
+    assert with_sampler(smoke_backbone, "ddim") is smoke_backbone
+    with pytest.raises(ConfigError, match="unknown sampler 'euler'"):
+        with_sampler(smoke_backbone, "euler")
+    config = GenerationEvalConfig(n_prompts=2, languages=("en",), steps=3, batch_size=2, n_culture_prompts=0,
+                                  concept_samples=0, sampler="dpm++")
+    system = build_method("translate_oracle", smoke_backbone, languages=small_world.languages)
+    result = evaluate_generation(system, small_world, config, cache_dir=tmp_path, progress=False)
+    assert all("DPM-Solver++ 2M 3 steps" in m.protocol for m in result.measurements)
+    ddim = evaluate_generation(system, small_world, dataclasses.replace(config, sampler="ddim"), cache_dir=tmp_path,
+                               progress=False)
+    assert not torch.equal(result.images["en"], ddim.images["en"])  # another sampler, other images

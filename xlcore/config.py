@@ -257,7 +257,9 @@ class GenerationEvalConfig:
     languages: tuple[str, ...] = option(lambda: LANGUAGES,
                                         "Languages to prompt in (those a system cannot read are skipped).")
     guidance_scale: float = option(4.0, "Classifier-free guidance scale (the toy backbone's best, DESIGN.md 8.1).")
-    steps: int = option(25, "DDIM steps (trailing spacing).", smoke=2)
+    steps: int = option(25, "Sampler steps (trailing spacing on the toy).", smoke=2)
+    sampler: str = option("ddim", "'ddim' (the backbone's own) or 'dpm++' (DPM-Solver++ 2M on the same schedule; "
+                                  "10 of its steps judge as DDIM 25 on the toy, benchmarks/sampler_steps.py).", added=True)
     seed: int = option(0, "Evaluation seed: the noise of prompt i is seeded seed * 100003 + i in every language.")
     batch_size: int = option(100, "Images generated per batch.", smoke=4)
     precision: str = option(

@@ -9,6 +9,8 @@ how every method plugs in, and the diffusers scheduler does the sampling.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 from diffusers import DiffusionPipeline, UNet2DConditionModel
@@ -67,6 +69,27 @@ class PixelTextToImagePipeline(DiffusionPipeline):
         if output_type == "np":
             return (images.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
         return images
+
+
+SAMPLERS = ("ddim", "dpm++")  # the backbone's own DDIM; DPM-Solver++ 2M (Lu et al. 2022) on the same schedule
+
+
+def with_sampler(backbone, sampler: str):
+    """The backbone sampling with `sampler`: its own DDIM ('ddim'), or diffusers' DPM-Solver++ 2M ('dpm++',
+    second order, multistep) built from the DDIM's config, so the timestep spacing (trailing on the toy) and
+    the prediction type are the same. Measured on the toy: 10 steps of it judge as DDIM 25 within one
+    standard error (`benchmarks/sampler_steps.py`)."""
+    if sampler == "ddim":
+        return backbone
+    if sampler == "dpm++":
+        from diffusers import DPMSolverMultistepScheduler
+
+        scheduler = DPMSolverMultistepScheduler.from_config(backbone.sample_scheduler.config, algorithm_type="dpmsolver++",
+                                                            solver_order=2)
+        return dataclasses.replace(backbone, sample_scheduler=scheduler)
+    from ..errors import ConfigError
+
+    raise ConfigError(f"unknown sampler {sampler!r}; samplers: {', '.join(SAMPLERS)}")
 
 
 def text_to_image_pipeline(backbone, unet: UNet2DConditionModel | None = None) -> DiffusionPipeline:

@@ -36,6 +36,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..backbone import quality
+from ..backbone.pipeline import with_sampler
 from ..config import GenerationEvalConfig, config_hash
 from ..errors import ConfigError, MissingWeightsError
 from .clip_score import ClipScorer, ToyClipScorer
@@ -64,7 +65,8 @@ def seeds_for(prompts: Sequence, seed: int) -> list[int]:
 
 
 def _sampling_protocol(config: GenerationEvalConfig) -> str:
-    return (f"DDIM {config.steps} steps (trailing), {config.precision}, guidance {config.guidance_scale:g} with the "
+    sampler = {"ddim": "DDIM", "dpm++": "DPM-Solver++ 2M"}.get(config.sampler, config.sampler)
+    return (f"{sampler} {config.steps} steps (trailing), {config.precision}, guidance {config.guidance_scale:g} with the "
             f"system's own empty prompt, seeds {config.seed}*{SEED_STRIDE}+prompt index, same in every language")
 
 
@@ -73,13 +75,14 @@ def draw(system, texts: Sequence[str], lang: str, seeds: Sequence[int], config: 
     if config.precision not in ("bf16", "fp32"):
         raise ConfigError(f"precision must be 'bf16' or 'fp32', got {config.precision!r}")
     device = system.backbone.device
+    backbone = with_sampler(system.backbone, config.sampler)
     out = []
     for start in range(0, len(texts), config.batch_size):
         chunk = list(texts[start:start + config.batch_size])
         states = system.encode(chunk, lang).token_states
         negative = system.negative_prompt_embeds(1, lang)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
-            images = quality.generate(system.backbone, states, seeds[start:start + len(chunk)], config.guidance_scale,
+            images = quality.generate(backbone, states, seeds[start:start + len(chunk)], config.guidance_scale,
                                       config.steps, batch_size=config.batch_size, unet=system.unet, negative=negative)
         out.append(images.float())
     return torch.cat(out)
@@ -97,7 +100,8 @@ def english_reference(backbone, source, config: GenerationEvalConfig, cache_dir:
     prompts_of = prompt_set(source)
     prompts = prompts_of.prompts(config.n_prompts)
     key = {"backbone": backbone.fingerprint(), **prompts_of.descriptor(), "n": len(prompts), "seed": config.seed,
-           "steps": config.steps, "guidance": config.guidance_scale, "precision": config.precision}
+           "steps": config.steps, "guidance": config.guidance_scale, "precision": config.precision,
+           **({"sampler": config.sampler} if config.sampler != "ddim" else {})}
     path = Path(cache_dir) / f"english_reference-{config_hash(key)}.pt" if cache_dir else None
     if path is not None and path.exists():
         try:
