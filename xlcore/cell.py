@@ -245,14 +245,20 @@ class CellRun:
                 return
             cache = FeatureCache(self.output_dir / self.cell.preset / "feature_cache") if self.study.feature_cache else None
             configs = {stage: self.budgeted(self.method.train_config(stage)) for stage in self.method.stages}
-            costs = train_method(self.method, self.corpus, self.train_dir, cache=cache, train_configs=configs)
+            # Stages another method runs identically (AltCLIP's, inside AltDiffusion) train once per study folder.
+            context = {"preset": self.cell.preset, "backbone": self.backbone.fingerprint(), "world": to_dict(self.study.world),
+                       "data": data_identity(self.study)}
+            costs = train_method(self.method, self.corpus, self.train_dir, cache=cache, train_configs=configs,
+                                 stage_store=self.output_dir / self.cell.preset / "shared_stages", store_context=context)
             if self.training_id in self.results.run_ids():
                 return
             self.results.save_config(self.training)
             scope = self.training.scope
             measurements = [Measurement(
                 scope, "cost/training", f"feature cache {'on' if c.feature_cache else 'off'}; wall time summed over "
-                "the sessions that trained it (checkpoint writes included)",
+                "the sessions that trained it (checkpoint writes included)" + (
+                    f"; the same stage as another method's, trained once (shared_stages/{c.shared_from})"
+                    if c.shared_from else ""),
                 {"trainable_parameters": c.trainable_parameters, "train_steps": c.steps}
                 | ({} if math.isnan(c.seconds) else {"train_seconds": c.seconds}), stage=c.stage) for c in costs]
             measurements += cost_measurements(self.method, self.corpus, steps=self.study.cost_timed_steps)

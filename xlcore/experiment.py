@@ -3,16 +3,24 @@
 `train_method` runs every stage of a method with the one `Trainer` (each stage checkpoints into
 `<run_dir>/<stage>/` and resumes from there), then saves the trained method (`<run_dir>/method/`) and
 returns per-stage costs measured on this machine. Measuring what it learned is `xlcore.evaluate`'s job.
+
+A stage that another method runs identically (`Method.stage_identity`: AltDiffusion's first two stages are
+AltCLIP's) is trained once: with a `stage_store`, a finished stage is kept there under a key of everything it
+depends on, and a later method whose stage has the same key starts from that copy (the Trainer finds it
+finished), its measured training time included, so its cost is still what training it from nothing costs.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 from .cache import FeatureCache
+from .config import config_hash, to_dict
 from .methods._base import Method
 from .train import Trainer, TrainConfig, mixed_precision_beside, process_state
 
@@ -26,30 +34,71 @@ class StageCost:
     seconds: float  # training wall time of the stage, summed over every session that trained it
     trainable_parameters: int
     feature_cache: bool
+    shared_from: str = ""  # the stage store's entry it was taken from ("" where this run trained it)
+
+
+def shared_stage_key(method: Method, stage: str, configs: Mapping[str, TrainConfig],
+                     context: Mapping[str, Any]) -> str | None:
+    """The stage store's key of `stage` (None: not shareable): the method's `stage_identity`, the training
+    configs of this stage and of every stage before it, the seed and `context` (backbone, data)."""
+    identity = method.stage_identity(stage)
+    if identity is None:
+        return None
+    stages = method.stages[:method.stages.index(stage) + 1]
+    return f"{stage}-" + config_hash({"identity": identity, "seed": method.seed, **context,
+                                      "train_configs": [to_dict(configs[s]) for s in stages]})
+
+
+def _copy_tree(source: Path, destination: Path) -> None:
+    """Copy a folder whole or not at all (into a temporary sibling, then renamed)."""
+    partial = destination.with_name(destination.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(source, partial)
+    partial.replace(destination)
 
 
 def train_method(method: Method, corpus, run_dir: str | Path, *, cache: FeatureCache | None = None,
-                 train_configs: dict[str, TrainConfig] | None = None) -> list[StageCost]:
+                 train_configs: dict[str, TrainConfig] | None = None, stage_store: str | Path | None = None,
+                 store_context: Mapping[str, Any] | None = None) -> list[StageCost]:
     """Train every stage of `method` on `corpus` (the world or a real corpus) in order (resuming finished or
-    interrupted stages), then save it."""
+    interrupted stages, taking shared ones from `stage_store`: see the module docstring; `store_context`
+    names the backbone and the data, which the key must hold), then save it."""
     run_dir = Path(run_dir)
+    configs = {stage: (train_configs or {}).get(stage) or method.train_config(stage) for stage in method.stages}
+    state = process_state()
     costs = []
     for stage in method.stages:
-        config = (train_configs or {}).get(stage) or method.train_config(stage)
+        config = configs[stage]
         precision = mixed_precision_beside(config, method.backbone.dtype)
         if precision != config.mixed_precision:
             log.info("%s/%s: %s autocast beside the %s backbone", method.name, stage, precision, method.backbone.dtype)
             config = dataclasses.replace(config, mixed_precision=precision)
+        key = shared_stage_key(method, stage, configs, store_context or {}) if stage_store is not None else None
+        shared = Path(stage_store) / key if key is not None else None
+        taken = ""
+        if shared is not None and (shared / "checkpoint").exists() and not (run_dir / stage).exists():
+            if state.is_main_process:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                _copy_tree(shared, run_dir / stage)
+                log.info("%s/%s: the same stage was trained before; taken from %s", method.name, stage, shared)
+            state.wait_for_everyone()
+            taken = shared.name
         task = method.task(stage, corpus, cache)
         trainer = Trainer(task, config, run_dir / stage)
         trainer.fit()
+        if shared is not None and not shared.exists() and state.is_main_process:
+            shared.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                _copy_tree(run_dir / stage, shared)
+            except OSError as err:  # another worker stored the same stage first: theirs is as good
+                log.info("%s/%s: not stored (%s)", method.name, stage, err)
         trainer.use_ema_weights()  # a stage with ema_decay > 0 goes on, and is evaluated, with its EMA
         costs.append(StageCost(stage, trainer.step, trainer.train_seconds,
-                               sum(p.numel() for p in method.trainable_parameters(stage).values()), cache is not None))
+                               sum(p.numel() for p in method.trainable_parameters(stage).values()), cache is not None,
+                               taken))
         if stage not in method.trained_stages:
             method.trained_stages.append(stage)
     method.freeze()
-    state = process_state()
     if state.is_main_process:  # under data parallelism every process holds the same weights: one writes
         method.save(run_dir / "method")
     state.wait_for_everyone()

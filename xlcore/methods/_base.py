@@ -203,6 +203,14 @@ class Method:
         budget), each with its source in a comment; empty where nothing is published."""
         return {}
 
+    def stage_identity(self, stage: str) -> dict[str, Any] | None:
+        """What `stage`'s trained modules depend on among this method's settings (beyond the training configs of
+        it and the stages before it), when another method runs the very same stage (the same code from the same
+        initial weights on the same data): then the stage is trained once and shared (`stage_store` of
+        `xlcore.experiment.train_method`), keyed by this with the stages' training configs, the seed, the
+        backbone and the data. None: the stage is the method's own."""
+        return None
+
     def build(self) -> None:
         """Create the method's modules (called once by __init__)."""
         raise NotImplementedError

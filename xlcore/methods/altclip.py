@@ -190,6 +190,19 @@ class AltCLIP(Method):
     def train_config(self, stage: str) -> TrainConfig:
         return getattr(self.config, f"{stage}_train")
 
+    def stage_identity(self, stage: str):
+        """AltCLIP's two stages are AltDiffusion's first two: the same student, built first under the same seed,
+        on the same data, so AltDiffusion takes AltCLIP's trained stages where the settings they read agree
+        (the settings of the stages before included: the contrastive stage starts from the teacher stage)."""
+        if stage not in ("teacher", "contrastive"):
+            return None
+        c = self.config
+        identity = {"code": "altclip", "parallel_items_per_language": c.parallel_items_per_language,
+                    "teacher_dropout": c.teacher_dropout}
+        if stage == "contrastive":
+            identity["image_text_items_per_language"] = c.image_text_items_per_language
+        return identity
+
     def _image_text(self, corpus) -> ConcatDataset:
         n = self.config.image_text_items_per_language
         return ConcatDataset([corpus.english_image_text(n)] + [corpus.language_image_text(lang, n)
