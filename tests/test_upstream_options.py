@@ -190,3 +190,15 @@ def test_an_open_clip_text_tower_missing_from_disk_is_named():
 
     with pytest.raises(MissingWeightsError, match="xlm-roberta-large-ViT-H-14.*frozen_laion5b_s13b_b90k"):
         load_multilingual_encoder("open_clip:xlm-roberta-large-ViT-H-14/frozen_laion5b_s13b_b90k", device="cpu")
+
+
+def test_a_method_reading_its_own_encoder_saves_and_loads_on_the_backbone_it_was_given(smoke_backbone, tmp_path):
+    """Its saved description names the backbone it was built on (not the view with its own encoder), so it loads
+    back onto that backbone and encodes exactly as before (found with the LLM connector, issue 26)."""
+    from xlcore.methods._base import load_method
+
+    method = make("mulan", smoke_backbone, multilingual_encoder="toy:unaligned")
+    method.save(tmp_path / "mulan")
+    loaded = load_method(tmp_path / "mulan", smoke_backbone)
+    texts = ["ein roter Kreis", ""]
+    assert torch.equal(loaded.encode(texts, "de").token_states, method.encode(texts, "de").token_states)

@@ -158,6 +158,7 @@ class Method:
             raise ConfigError(f"{self.name} trains one model per target language; pass language=")
         if self.per_language and language == "en":
             raise ConfigError(f"{self.name} adapts the English model to another language; language='en' makes no sense")
+        self.base_backbone = backbone  # what a saved method is loaded onto (its own encoder is in its config)
         self.backbone = with_own_encoder(backbone, self.config)
         self.language = language
         self.languages = tuple(languages) if languages else None  # None: any language the encoder reads
@@ -358,7 +359,7 @@ class Method:
                 "weights_sha256": file_sha256(directory / WEIGHTS_FILE),
                 "languages": list(self.languages) if self.languages else None,
                 "trained_stages": self.trained_stages, "backbone": {
-                    "preset": self.backbone.preset, "fingerprint": self.backbone.fingerprint()}}
+                    "preset": self.backbone.preset, "fingerprint": self.base_backbone.fingerprint()}}
         atomic_write_bytes(directory / META_FILE, (json.dumps(meta, indent=2) + "\n").encode())
         return directory
 
