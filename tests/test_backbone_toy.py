@@ -152,3 +152,33 @@ def test_translation_language_modelling_masks_a_pair_with_positions_restarting_a
     mlm_only = MaskedLanguageModelTask(model, tokenizer, small_world, per_language=16)
     assert mlm_only.tlm_share == 0.0 and not mlm_only.pairs
     assert all((p == pad + 1).sum() == 1 for p in mlm_only.batch(list(range(4)))[2])
+
+
+def test_the_toy_language_model_predicts_the_next_token_and_learns_translations_as_continuations(smoke_backbone,
+                                                                                                small_world):
+    """The decoder the LLM connector reads (issue 26): its loss is Qwen2ForCausalLM's own on the same batch (the
+    head applied only where a token is predicted); a share of each batch is a translation pair as one sequence;
+    translation ranking on the two sentences read alone; the shipped component loads as `toy:llm`."""
+    from transformers import Qwen2ForCausalLM
+
+    from xlcore.backbone.toy import CausalLanguageModelTask, language_model_config
+
+    tokenizer = smoke_backbone.multilingual_tokenizer
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(language_model_config(len(tokenizer))).eval()
+    task = CausalLanguageModelTask(model, tokenizer, small_world, per_language=16, parallel_per_language=8,
+                                   translation_ranking_weight=0.1)
+    input_ids, attention_mask, sides = batch = task.batch(list(range(8)))
+    starts = (input_ids == tokenizer.bos_token_id).sum(1)
+    assert starts[:4].tolist() == [2] * 4 and starts[4:].tolist() == [1] * 4  # pairs first, as one sequence
+    with torch.no_grad():
+        terms = task.loss(batch)
+        reference = model(input_ids=input_ids, attention_mask=attention_mask,
+                          labels=input_ids.masked_fill(attention_mask == 0, -100)).loss
+    assert terms["lm"].item() == pytest.approx(reference.item(), rel=1e-5)
+    assert terms["loss"].item() == pytest.approx(terms["lm"].item() + 0.1 * terms["ranking"].item(), rel=1e-5)
+    assert len(sides[0]["input_ids"]) == 4
+    from xlcore.backbone.toy import load_toy_multilingual_encoder
+
+    loaded = load_toy_multilingual_encoder("toy:llm", smoke_backbone.info["directory"])
+    assert type(loaded).__name__ == "Qwen2Model" and not any(p.requires_grad for p in loaded.parameters())

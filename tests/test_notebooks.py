@@ -45,5 +45,5 @@ def test_pretraining_notebook_runs_at_smoke_size(tmp_path):
     assert 0 <= metrics["mean_recall"] <= 100 and 0 <= metrics["scorer_all_heads_acc"] <= 100
     assert {"g1_single_shape_colour", "g4_pair_all"} <= set(metrics)
     info = json.loads((tmp_path / "weights" / "backbone.json").read_text())
-    assert set(info["components"]) == {"scorer", "clip", "multilingual_unaligned", "multilingual", "unet"}
+    assert set(info["components"]) == {"scorer", "clip", "multilingual_unaligned", "multilingual", "language_model", "unet"}
     assert (tmp_path / "work" / "unet" / "train_log.jsonl").exists()

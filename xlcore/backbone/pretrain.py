@@ -1,4 +1,5 @@
-"""Pretraining the toy backbone: scorer, English CLIP, the two multilingual encoders, then the UNet.
+"""Pretraining the toy backbone: scorer, English CLIP, the two multilingual encoders, the decoder-only
+language model (read by the LLM connector), then the UNet.
 
 Each component trains with `xlcore.train.Trainer` in its own folder under `work_dir` (checkpoints, loss
 log), so the whole job resumes after an interruption, and is exported as float16 safetensors into the
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from diffusers import UNet2DConditionModel
-from transformers import CLIPModel, PreTrainedTokenizerFast, XLMRobertaForMaskedLM
+from transformers import CLIPModel, PreTrainedTokenizerFast, Qwen2ForCausalLM, XLMRobertaForMaskedLM
 
 from .. import provenance
 from ..config import WorldConfig, option, to_dict
@@ -27,7 +28,7 @@ from . import toy
 from .scorer import AttributeScorer
 
 log = logging.getLogger(__name__)
-COMPONENTS = ("scorer", "clip", "multilingual_unaligned", "multilingual", "unet")
+COMPONENTS = ("scorer", "clip", "multilingual_unaligned", "multilingual", "language_model", "unet")
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,12 @@ class ToyPretrainConfig:
              "MaskedLanguageModelTask): MLM + TLM alone left the toy encoder at chance, measured.")
     tlm_share: float = option(0.5, "Share of each batch of the aligned encoder that is translation language "
                                    "modelling (the rest masked language modelling).")
+    language_model: TrainConfig = option(
+        lambda: TrainConfig(steps=2000, batch_size=128, lr=1e-3, weight_decay=0.01, warmup_steps=100,
+                            checkpoint_every_steps=500),
+        "The decoder-only language model (`toy:llm`, issue 26): next-token prediction on the same monolingual text, "
+        "with the aligned encoder's recipe on its parallel share (translation pairs as one sequence, translation "
+        "ranking x translation_ranking_weight).", added=True)
     unet: TrainConfig = option(
         lambda: TrainConfig(steps=30000, batch_size=32, lr=5e-4, weight_decay=0.01, warmup_steps=200,
                             ema_decay=0.999, mixed_precision="bf16", checkpoint_every_steps=1000,
@@ -146,6 +153,20 @@ def _train_multilingual(job: _Job) -> None:
     _record(job.out_dir, job.component, job.train_config.steps, job.config, {"objective": objective})
 
 
+def _train_language_model(job: _Job) -> None:
+    model = Qwen2ForCausalLM(toy.language_model_config(len(job.multilingual)))
+    task = toy.CausalLanguageModelTask(
+        model, job.multilingual, job.world, job.config.monolingual_per_language,
+        parallel_per_language=job.world.config.n_encoder_parallel, tlm_share=job.config.tlm_share,
+        translation_ranking_weight=job.config.translation_ranking_weight)
+    Trainer(task, job.train_config, job.run_dir).fit()
+    toy.save_component(model.model, "language_model", job.out_dir)  # the LM head is tied to the embeddings
+    _record(job.out_dir, "language_model", job.train_config.steps, job.config, {
+        "objective": f"next-token prediction; translation pairs as one sequence ({job.config.tlm_share:g} of each "
+                     f"batch, {job.world.config.n_encoder_parallel} encoder-only pairs per language); translation "
+                     f"ranking x {job.config.translation_ranking_weight:g}"})
+
+
 def _train_unet(job: _Job) -> None:
     clip = toy.load_component(CLIPModel(toy.clip_config(len(job.english))), "clip", job.out_dir)
     unet = UNet2DConditionModel(**toy.unet_config())
@@ -171,7 +192,7 @@ def _train_unet(job: _Job) -> None:
 
 
 TRAIN_COMPONENT = {"scorer": _train_scorer, "clip": _train_clip, "multilingual_unaligned": _train_multilingual,
-                   "multilingual": _train_multilingual, "unet": _train_unet}
+                   "multilingual": _train_multilingual, "language_model": _train_language_model, "unet": _train_unet}
 
 
 def pretrain_toy_backbone(config: ToyPretrainConfig, work_dir: str | Path,

@@ -32,7 +32,8 @@ from diffusers import DDIMScheduler, DDPMScheduler, UNet2DConditionModel
 from safetensors.torch import load_file, save
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from torch import nn
-from transformers import CLIPConfig, CLIPModel, PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaModel
+from transformers import (CLIPConfig, CLIPModel, PreTrainedTokenizerFast, Qwen2Config, Qwen2Model, XLMRobertaConfig,
+                          XLMRobertaForMaskedLM, XLMRobertaModel)
 
 from ..errors import ConfigError, DataFormatError, MissingWeightsError
 from ..results import atomic_write_bytes
@@ -333,6 +334,80 @@ class MaskedLanguageModelTask:
         return {"loss": mlm + self.ranking_weight * ranking, "mlm": mlm.detach(), "ranking": ranking.detach()}
 
 
+def language_model_config(vocab_size: int) -> Qwen2Config:
+    """The toy's decoder-only language model (issue 26's LLM connector reads it): a Qwen2 (RMSNorm, rotary
+    positions, SwiGLU, grouped-query attention) 128 wide, 4 layers, over the multilingual tokenizer."""
+    return Qwen2Config(vocab_size=vocab_size, hidden_size=128, intermediate_size=384, num_hidden_layers=4,
+                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2 * MULTILINGUAL_MAX_LENGTH + 4,
+                       tie_word_embeddings=True, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+
+
+class CausalLanguageModelTask:
+    """Next-token prediction on monolingual text of every language and, with `parallel_per_language` > 0, the
+    aligned encoder's recipe carried over to a decoder (see `MaskedLanguageModelTask`): a share `tlm_share`
+    of each batch is an en-X pair of the same parallel share, `<s> A </s><s> B </s>` in a random order, so the
+    model learns to continue a sentence with its translation; plus LaBSE's translation ranking on the
+    mask-mean-pooled last states of the two sentences read alone, weighted `translation_ranking_weight`."""
+
+    def __init__(self, model, tokenizer, world: World, per_language: int, parallel_per_language: int = 0,
+                 tlm_share: float = 0.5, translation_ranking_weight: float = 0.0,
+                 translation_ranking_temperature: float = 0.05):
+        self.model, self.tokenizer = model, tokenizer
+        self.sources = [world.monolingual_text(lang, size=per_language) for lang in world.languages]
+        self.pairs = [world.encoder_parallel_text(lang, size=parallel_per_language)
+                      for lang in world.target_languages] if parallel_per_language else []
+        self.per_language, self.parallel_per_language = per_language, parallel_per_language
+        self.tlm_share = tlm_share if self.pairs else 0.0
+        self.ranking_weight = translation_ranking_weight if self.pairs else 0.0
+        self.ranking_temperature = translation_ranking_temperature
+
+    def trainable_modules(self) -> dict[str, nn.Module]:
+        return {"lm": self.model}
+
+    def dataset_size(self) -> int:
+        return self.per_language * len(self.sources)
+
+    def _pair(self, i: int) -> dict:
+        return self.pairs[i % len(self.pairs)][(i // len(self.pairs)) % self.parallel_per_language]
+
+    def batch(self, indices):
+        n_pairs = round(self.tlm_share * len(indices))
+        rows = []
+        for position, i in enumerate(indices):
+            if position < n_pairs:
+                pair = self._pair(i)
+                texts = [pair["en"], pair["target"]][::(1 if i % 2 else -1)]
+            else:
+                texts = [self.sources[i % len(self.sources)][i // len(self.sources)]["text"]]
+            rows.append([t for ids in self.tokenizer(texts, truncation=True)["input_ids"] for t in ids])
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.full((len(rows), max(map(len, rows))), pad)
+        for row, ids in enumerate(rows):
+            input_ids[row, :len(ids)] = torch.tensor(ids)
+        attention_mask = (input_ids != pad).long()
+        sides = None
+        if self.ranking_weight and n_pairs > 1:
+            pairs = [self._pair(i) for i in indices[:n_pairs]]
+            sides = tuple(self.tokenizer([p[key] for p in pairs], padding=True, truncation=True, return_tensors="pt")
+                          for key in ("en", "target"))
+        return input_ids, attention_mask, sides
+
+    def loss(self, batch):
+        input_ids, attention_mask, sides = batch
+        hidden = self.model.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        targets = input_ids[:, 1:].masked_fill(attention_mask[:, 1:] == 0, -100)
+        chosen = targets != -100  # the head only where a next token is predicted (as in the masked model)
+        lm = nn.functional.cross_entropy(self.model.lm_head(hidden[:, :-1][chosen]).float(), targets[chosen])
+        if sides is None:
+            return {"loss": lm}
+        from ..losses import masked_mean, symmetric_info_nce
+
+        pooled = [masked_mean(self.model.model(input_ids=t["input_ids"], attention_mask=t["attention_mask"])
+                              .last_hidden_state, t["attention_mask"]) for t in sides]
+        ranking = symmetric_info_nce(pooled[0], pooled[1], 1.0 / self.ranking_temperature)
+        return {"loss": lm + self.ranking_weight * ranking, "lm": lm.detach(), "ranking": ranking.detach()}
+
+
 class DiffusionTask:
     """DDPM training of the UNet on English captions through the frozen CLIP text tower.
 
@@ -422,21 +497,25 @@ def load_tokenizers(directory: Path) -> tuple[PreTrainedTokenizerFast, PreTraine
     return english, multilingual
 
 
-# The toy's other multilingual encoders, by the name a method's `multilingual_encoder` gives (the default,
-# `multilingual.safetensors`, is the backbone's own).
-TOY_ENCODERS = {"toy:unaligned": "multilingual_unaligned"}
+# The toy's other text encoders, by the name a method's `multilingual_encoder` gives (the default,
+# `multilingual.safetensors`, is the backbone's own): component file and architecture.
+TOY_ENCODERS = {
+    "toy:unaligned": ("multilingual_unaligned", lambda vocab: XLMRobertaModel(multilingual_config(vocab),
+                                                                              add_pooling_layer=False)),
+    "toy:llm": ("language_model", lambda vocab: Qwen2Model(language_model_config(vocab))),
+}
 
 
-def load_toy_multilingual_encoder(spec: str, directory: str | Path = ASSETS) -> XLMRobertaModel:
-    """One of the toy's other multilingual encoders (`TOY_ENCODERS`), frozen, float32; it reads the backbone's
-    multilingual tokenizer (both encoders were pretrained with it)."""
+def load_toy_multilingual_encoder(spec: str, directory: str | Path = ASSETS) -> nn.Module:
+    """One of the toy's other text encoders (`TOY_ENCODERS`), frozen, float32; each reads the backbone's
+    multilingual tokenizer (all were pretrained with it)."""
     if spec not in TOY_ENCODERS:
         raise ConfigError(f"unknown toy multilingual encoder {spec!r}; the toy has the backbone's own (empty) and "
                           f"{', '.join(sorted(TOY_ENCODERS))}")
     directory = Path(directory)
     _, tokenizer = load_tokenizers(directory)
-    model = XLMRobertaModel(multilingual_config(len(tokenizer)), add_pooling_layer=False)
-    return load_component(model, TOY_ENCODERS[spec], directory).requires_grad_(False).eval()
+    component, build = TOY_ENCODERS[spec]
+    return load_component(build(len(tokenizer)), component, directory).requires_grad_(False).eval()
 
 
 def load_toy_backbone(directory: str | Path = ASSETS, components: tuple[str, ...] | None = None) -> Backbone:
