@@ -33,7 +33,7 @@ def test_the_context_follows_the_timestep_and_ignores_padding(smoke_backbone):
     assert early.shape == (2, method.config.latents, smoke_backbone.unet.config.cross_attention_dim)
     assert not torch.allclose(early, late)
     noisy = states.clone()
-    noisy[padding] = 0.0  # the pipeline hands zeros at padding; anything else there would be a real token
+    noisy[padding] = torch.randn_like(noisy[padding])  # whatever stands at padding never reaches the context
     assert torch.equal(method.connector(noisy, padding, torch.tensor(10)), early)
     cut = method.connector(states[:1, ~padding[0]], None, torch.tensor(10))  # upstream cuts a prompt to its length
     assert torch.allclose(cut[0], early[0], atol=1e-5)
@@ -58,6 +58,9 @@ def test_x2i_reads_english_text_only_and_distils_the_frozen_unet(smoke_backbone,
     task = method.task("connector", small_world)
     terms = task.loss(task.inputs(task.batch(list(range(4)))))
     assert torch.isfinite(terms["loss"]) and terms["loss"] > 0
+    terms["loss"].backward()  # the connector learns, through the frozen UNet, which stays frozen
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.connector.parameters())
+    assert all(p.grad is None for p in smoke_backbone.unet.parameters())
     with pytest.raises(ConfigError, match="recipe must be one of ella, x2i"):
         connector_method(smoke_backbone, recipe="glue")
 

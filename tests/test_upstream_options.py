@@ -202,3 +202,17 @@ def test_a_method_reading_its_own_encoder_saves_and_loads_on_the_backbone_it_was
     loaded = load_method(tmp_path / "mulan", smoke_backbone)
     texts = ["ein roter Kreis", ""]
     assert torch.equal(loaded.encode(texts, "de").token_states, method.encode(texts, "de").token_states)
+    # ... and says which encoder weights it was trained on: other ones are refused
+    import json
+
+    meta_path = tmp_path / "mulan" / "method.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["own_encoder"]["spec"] == "toy:unaligned"
+    meta["own_encoder"]["fingerprint"] = "0" * 16
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match="other weights than the ones here"):
+        load_method(tmp_path / "mulan", smoke_backbone)
+    from xlcore.cell import own_encoder_identity
+
+    assert own_encoder_identity(method.config, "toy", smoke_backbone.info["directory"]).startswith("toy:unaligned:")
+    assert own_encoder_identity(make("mulan", smoke_backbone).config, "toy") is None

@@ -17,19 +17,17 @@ cell resumes from its training checkpoints without duplicating rows.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import json
 import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .config import StudyConfig, config_hash, to_dict
 from .errors import ConfigError
-from .results import ResultRow, ResultsStore, atomic_write_bytes
+from .results import ResultRow, ResultsStore, atomic_write_bytes, file_lock, file_sha256
 from .data.datafile import data_identity
 from .settings import method_config, read_study_config, resolve_study, write_study_config
 
@@ -68,18 +66,6 @@ def train_dir(output_dir: str | Path, cell: Cell, per_language: bool) -> Path:
     return Path(output_dir) / cell.preset / cell.method / scope / f"{cell.seed}{cell.budget_suffix}" / "train"
 
 
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock held while the block runs (released if the process dies)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 @dataclass(frozen=True)
 class TrainingRunConfig:
     """Everything a training run depends on (its hash keys the training rows)."""
@@ -95,6 +81,9 @@ class TrainingRunConfig:
     # The data file a real-data run trains on (its path and content hash); None for the built-in world,
     # and then left out of the run's identity, so runs recorded before real data existed keep their ids.
     data: Any = field(default=None, metadata={"added": True})
+    # The weights of a method's own encoder (`multilingual_encoder`: toy:llm, toy:unaligned), which are not the
+    # backbone's, so retraining them changes the run; None for a method reading the backbone's encoder.
+    encoder: Any = field(default=None, metadata={"added": True})
 
 
 @dataclass(frozen=True)
@@ -108,6 +97,20 @@ class EvaluationCellConfig:
     # The data file whose evaluation section (real prompts, retrieval benchmarks, CLIP model) the cell uses;
     # None for the world's, and then left out of the id (the cells recorded before it keep theirs).
     data: Any = field(default=None, metadata={"added": True})
+
+
+def own_encoder_identity(config: Any, preset: str, toy_backbone_dir: str = "") -> str | None:
+    """What names a method's own encoder's weights: on the toy its component file's hash; on a real preset
+    its Hugging Face id or folder (the weights in a cache are not hashed). None when it reads the backbone's."""
+    spec = getattr(config, "multilingual_encoder", "")
+    if not spec:
+        return None
+    if preset == "toy":
+        from .backbone.toy import ASSETS, TOY_ENCODERS
+
+        path = Path(toy_backbone_dir or ASSETS) / f"{TOY_ENCODERS.get(spec, (spec,))[0]}.safetensors"
+        return f"{spec}:{file_sha256(path)[:16]}" if path.exists() else spec
+    return spec
 
 
 def cell_identity(cell: Cell, study: StudyConfig, backbone_fingerprint: str, *, budget: float = 1.0,
@@ -128,9 +131,10 @@ def cell_identity(cell: Cell, study: StudyConfig, backbone_fingerprint: str, *, 
         cls = METHODS.get(cell.method)
         if cls.per_language and cell.language == "en":
             raise ConfigError(f"{cell.method} adapts the English model to one other language; 'en' is not a cell")
+        config = method_config(study, cell.method)
         training = TrainingRunConfig(cell.preset, cell.method, cell.language if cls.per_language else "all", cell.seed,
-                                     method_config(study, cell.method), study.world, budget, study.feature_cache,
-                                     data_identity(study))
+                                     config, study.world, budget, study.feature_cache, data_identity(study),
+                                     own_encoder_identity(config, cell.preset, study.toy_backbone_dir))
         training_id = (f"train-{cell.method}-{training.scope}-s{cell.seed}{point}-{backbone_fingerprint[:8]}-"
                        f"{config_hash(training)}")
     evaluation = EvaluationCellConfig(training_id, cell.language, generation, study.retrieval_captions_per_image,
@@ -195,7 +199,8 @@ class CellRun:
         self.dir = cell_dir(self.output_dir, cell)
         self.dir.mkdir(parents=True, exist_ok=True)
         write_study_config(self.study, self.dir / "config.json")
-        identity = cell_identity(cell, self.study, self.backbone.fingerprint(), budget=budget, n_prompts=n_prompts)
+        self.backbone_fingerprint = self.backbone.fingerprint()  # hashes every weight: once per cell (GBs on sd15)
+        identity = cell_identity(cell, self.study, self.backbone_fingerprint, budget=budget, n_prompts=n_prompts)
         self.training, self.training_id, self.evaluation, self.run_id = identity
         self.generation = self.evaluation.generation
         self.method = None
@@ -246,7 +251,7 @@ class CellRun:
             cache = FeatureCache(self.output_dir / self.cell.preset / "feature_cache") if self.study.feature_cache else None
             configs = {stage: self.budgeted(self.method.train_config(stage)) for stage in self.method.stages}
             # Stages another method runs identically (AltCLIP's, inside AltDiffusion) train once per study folder.
-            context = {"preset": self.cell.preset, "backbone": self.backbone.fingerprint(), "world": to_dict(self.study.world),
+            context = {"preset": self.cell.preset, "backbone": self.backbone_fingerprint, "world": to_dict(self.study.world),
                        "data": data_identity(self.study)}
             costs = train_method(self.method, self.corpus, self.train_dir, cache=cache, train_configs=configs,
                                  stage_store=self.output_dir / self.cell.preset / "shared_stages", store_context=context)

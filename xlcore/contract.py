@@ -16,7 +16,9 @@ class Conditioning:
     """What `encode` returns: token states for the UNet's cross-attention, and a pooled embedding in
     the method's joint image-text space (None for methods without one, e.g. the diffusion adapters)."""
 
-    token_states: torch.Tensor  # (B, L, D), D = the UNet's cross_attention_dim
+    token_states: torch.Tensor  # (B, L, D): what `method.unet` reads as encoder_hidden_states (D = the UNet's
+    # cross_attention_dim, except for a method whose UNet is wrapped: the LLM connector hands its language
+    # model's states, which its wrapped UNet turns into the context at every timestep)
     pooled: torch.Tensor | None  # (B, P), comparable with `method.encode_images`
 
 

@@ -12,8 +12,10 @@ finished), its measured training time included, so its cost is still what traini
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import Any, Mapping
 
 from .cache import FeatureCache
 from .config import config_hash, to_dict
+from .results import file_lock
 from .methods._base import Method
 from .train import Trainer, TrainConfig, mixed_precision_beside, process_state
 
@@ -49,11 +52,22 @@ def shared_stage_key(method: Method, stage: str, configs: Mapping[str, TrainConf
                                       "train_configs": [to_dict(configs[s]) for s in stages]})
 
 
-def _copy_tree(source: Path, destination: Path) -> None:
-    """Copy a folder whole or not at all (into a temporary sibling, then renamed)."""
-    partial = destination.with_name(destination.name + ".partial")
+def _link_or_copy(source: str, destination: str) -> None:
+    """A hard link where the file system allows (checkpoint files are written new and swapped in, never
+    changed in place, so sharing them is safe and costs no space), a copy otherwise."""
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
+
+
+def _place_checkpoint(stage_dir: Path, destination: Path) -> None:
+    """A finished stage's last checkpoint (only it: not the previous one, nor the logs) into `destination`,
+    whole or not at all (into this process's own temporary sibling, then renamed)."""
+    partial = destination.with_name(f"{destination.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(source, partial)
+    partial.mkdir(parents=True)
+    shutil.copytree(stage_dir / "checkpoint", partial / "checkpoint", copy_function=_link_or_copy)
     partial.replace(destination)
 
 
@@ -66,6 +80,11 @@ def train_method(method: Method, corpus, run_dir: str | Path, *, cache: FeatureC
     run_dir = Path(run_dir)
     configs = {stage: (train_configs or {}).get(stage) or method.train_config(stage) for stage in method.stages}
     state = process_state()
+    if stage_store is not None and state.num_processes > 1:
+        # Under data parallelism every process would have to agree on taking or storing a stage (one checks the
+        # store, all train); one job per process group is the data-parallel case, where nothing is shared.
+        log.info("%s: the stage store is not used under data parallelism", method.name)
+        stage_store = None
     costs = []
     for stage in method.stages:
         config = configs[stage]
@@ -76,22 +95,18 @@ def train_method(method: Method, corpus, run_dir: str | Path, *, cache: FeatureC
         key = shared_stage_key(method, stage, configs, store_context or {}) if stage_store is not None else None
         shared = Path(stage_store) / key if key is not None else None
         taken = ""
-        if shared is not None and (shared / "checkpoint").exists() and not (run_dir / stage).exists():
-            if state.is_main_process:
-                run_dir.mkdir(parents=True, exist_ok=True)
-                _copy_tree(shared, run_dir / stage)
+        # A shareable stage is trained under its store entry's lock: a second worker wanting the same stage
+        # waits for the first and takes its copy instead of training it again.
+        with file_lock(shared.with_name(shared.name + ".lock")) if shared is not None else contextlib.nullcontext():
+            if shared is not None and (shared / "checkpoint").exists() and not (run_dir / stage).exists():
+                _place_checkpoint(shared, run_dir / stage)
                 log.info("%s/%s: the same stage was trained before; taken from %s", method.name, stage, shared)
-            state.wait_for_everyone()
-            taken = shared.name
-        task = method.task(stage, corpus, cache)
-        trainer = Trainer(task, config, run_dir / stage)
-        trainer.fit()
-        if shared is not None and not shared.exists() and state.is_main_process:
-            shared.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                _copy_tree(run_dir / stage, shared)
-            except OSError as err:  # another worker stored the same stage first: theirs is as good
-                log.info("%s/%s: not stored (%s)", method.name, stage, err)
+                taken = shared.name
+            task = method.task(stage, corpus, cache)
+            trainer = Trainer(task, config, run_dir / stage)
+            trainer.fit()
+            if shared is not None and not shared.exists():
+                _place_checkpoint(run_dir / stage, shared)
         trainer.use_ema_weights()  # a stage with ema_decay > 0 goes on, and is evaluated, with its EMA
         costs.append(StageCost(stage, trainer.step, trainer.train_seconds,
                                sum(p.numel() for p in method.trainable_parameters(stage).values()), cache is not None,

@@ -68,6 +68,18 @@ class ResultRow:
         return {k: str(v) for k, v in record.items()}
 
 
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock held while the block runs (released if the process dies)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def file_sha256(path: str | Path) -> str:
     """Hex SHA-256 of a file's bytes (checkpoints and exported weights record it to detect damage)."""
     digest = hashlib.sha256()

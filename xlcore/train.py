@@ -358,7 +358,12 @@ class Trainer:
             optimizer_state = torch.load(directory / "optimizer.pt", weights_only=True)
         except Exception as err:  # safetensors and torch raise their own types for truncated files
             raise DataFormatError(directory, f"unreadable checkpoint ({type(err).__name__}: {err})") from None
-        self.optimizer.load_state_dict(optimizer_state)
+        try:
+            self.optimizer.load_state_dict(optimizer_state)
+        except ValueError as err:  # a different grouping of the parameters (before per-module learning rates)
+            raise DataFormatError(directory / "optimizer.pt", f"its optimizer state does not fit this run's parameter "
+                                  f"groups ({err}); it was written by an older version: delete the run folder to "
+                                  "train again") from None
         if self.ema is not None and (directory / "ema.safetensors").exists():
             ema = load_file(str(directory / "ema.safetensors"))
             self.ema = [ema[f"ema.{i}"].to(p.device) for i, p in enumerate(self.params)]

@@ -468,7 +468,8 @@ def load_component(module: nn.Module, name: str, directory: Path) -> nn.Module:
     if not path.exists():
         raise MissingWeightsError(
             f"toy backbone component {name!r}", str(path),
-            hint=f"it is shipped with the package; reproduce it with {REPRODUCE_COMMAND}",
+            hint=f"the package ships it in xlcore/assets/toy_backbone; train it again with `python -m xlcore "
+                 f"pretrain-toy --components {name} --out-dir {directory}` ({REPRODUCE_COMMAND} trains all)",
         )
     try:
         state = load_file(str(path))

@@ -360,6 +360,9 @@ class Method:
                 "languages": list(self.languages) if self.languages else None,
                 "trained_stages": self.trained_stages, "backbone": {
                     "preset": self.backbone.preset, "fingerprint": self.base_backbone.fingerprint()}}
+        if self.backbone is not self.base_backbone:  # its own encoder: the weights it was trained on top of
+            meta["own_encoder"] = {"spec": getattr(self.config, "multilingual_encoder", ""),
+                                   "fingerprint": self.backbone.fingerprint(("multilingual",))}
         atomic_write_bytes(directory / META_FILE, (json.dumps(meta, indent=2) + "\n").encode())
         return directory
 
@@ -596,6 +599,11 @@ def load_method(directory: str | Path, backbone: Backbone, *, strict_backbone: b
         raise DataFormatError(meta_path, f"names a method nobody registered ({err})") from None
     except ConfigError as err:
         raise DataFormatError(meta_path, f"its config does not fit {name} ({err})") from None
+    own = meta.get("own_encoder", {}).get("fingerprint")
+    if strict_backbone and own and own != method.backbone.fingerprint(("multilingual",)):
+        raise ConfigError(f"{directory} was trained on top of the encoder {meta['own_encoder'].get('spec')!r} with other "
+                          "weights than the ones here (retrained since?); retrain the method, or pass "
+                          "strict_backbone=False to load it anyway")
     method.load_weights(directory / WEIGHTS_FILE)
     method.trained_stages = list(meta.get("trained_stages", []))
     return method

@@ -197,7 +197,9 @@ class AltCLIP(Method):
         if stage not in ("teacher", "contrastive"):
             return None
         c = self.config
-        identity = {"code": "altclip", "parallel_items_per_language": c.parallel_items_per_language,
+        # `code` names this implementation of the stages: change it when their loss or modules change, so
+        # entries stored before no longer match.
+        identity = {"code": "altclip-1", "parallel_items_per_language": c.parallel_items_per_language,
                     "teacher_dropout": c.teacher_dropout}
         if stage == "contrastive":
             identity["image_text_items_per_language"] = c.image_text_items_per_language

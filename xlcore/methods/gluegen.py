@@ -47,7 +47,8 @@ from ..backbone.sd15 import PUBLISHED_PARAMETER_COUNTS
 from ..config import option
 from ..registry import METHODS
 from ..train import TrainConfig
-from ._base import Conditioning, PaperCount, SingleStageMethod, StageData, parameter_count, sd15_system, settings_label
+from ._base import (ENCODER_HELP, Conditioning, PaperCount, SingleStageMethod, StageData, parameter_count, sd15_system,
+                    settings_label)
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,13 @@ class GlueGenConfig:
     reconstruction_weight: float = option(10_000.0, "Weight of the decoder's reconstruction MSE (upstream: 10000).")
     adversarial_weight: float = option(0.1, "Weight of the discriminator's loss (upstream: 0.1).")
     reversal: float = option(0.1, "Gradient-reversal coefficient in front of the discriminator (upstream: 0.1).")
+    multilingual_encoder: str = option("", ENCODER_HELP + " GlueGen reads XLM-R large (FacebookAI/xlm-roberta-large).")
     parallel_items: int = option(4000, "Parallel pairs of the target language; 0: all the corpus has (sd15).", smoke=32)
     train: TrainConfig = option(
         lambda: TrainConfig(steps=0, epochs=4, batch_size=32, optimizer="adamw", lr=1e-3, weight_decay=0.0, betas=(0.9, 0.999),
-                            schedule="epoch_step", decay_factor=0.5, warmup_steps=0),
-        "Translator training: Adam (AdamW without decay), StepLR halving per epoch, batch 32, 4 epochs. Upstream: "
-        "lr 1e-4 over its corpus; toy: 4,000 pairs (500 steps) at lr 1e-3.")
+                            schedule="epoch_step", decay_factor=0.5, warmup_steps=0, max_grad_norm=0.0),
+        "Translator training: Adam (AdamW without decay), StepLR halving per epoch, batch 32, 4 epochs, no gradient "
+        "clipping. Upstream: lr 1e-4 over its corpus; toy: 4,000 pairs (500 steps) at lr 1e-3.")
 
 
 class MixerMLP(nn.Module):
@@ -175,8 +177,9 @@ class GlueGen(SingleStageMethod):
 
     @classmethod
     def label_for(cls, config) -> str:
-        return ("per-position target norm measured on the empty prompt (upstream: CLIP ViT-L's, hard-coded); "
-                "adversarial 'real' side unscaled, as upstream")
+        encoder = config.multilingual_encoder or "the backbone's multilingual encoder (upstream: XLM-R large)"
+        return (f"encoder {encoder}; per-position target norm measured on the empty prompt (upstream: CLIP ViT-L's, "
+                "hard-coded); adversarial 'real' side unscaled, as upstream")
 
     @classmethod
     def sd15_settings(cls) -> dict:
@@ -184,7 +187,7 @@ class GlueGen(SingleStageMethod):
         # batch 32 and 4 epochs (L49-50); the step count follows from the data file's pairs.
         return {"train": TrainConfig(steps=0, epochs=4, batch_size=32, optimizer="adamw", lr=1e-4, weight_decay=0.0,
                                      betas=(0.9, 0.999), schedule="epoch_step", decay_factor=0.5, warmup_steps=0,
-                                     mixed_precision="bf16")}
+                                     max_grad_norm=0.0, mixed_precision="bf16")}
 
     @classmethod
     def paper_counts(cls, sd15):

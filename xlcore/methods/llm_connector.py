@@ -112,7 +112,7 @@ class ResamplerBlock(nn.Module):
     def forward(self, latents, text, padding, time):
         queries = self.norm_latents(latents, time)
         keys = torch.cat([queries, self.norm_text(text, time)], dim=1)
-        mask = torch.cat([torch.zeros_like(padding[:, :latents.shape[1]]), padding], dim=1) \
+        mask = torch.cat([padding.new_zeros(len(padding), latents.shape[1]), padding], dim=1) \
             if padding is not None else None
         latents = latents + self.attention(queries, keys, keys, key_padding_mask=mask, need_weights=False)[0]
         hidden = self.mlp[0](self.norm_mlp(latents, time))
@@ -179,12 +179,13 @@ class HiddenLayer(nn.Module):
 
     def __init__(self, model: nn.Module, index: int):
         super().__init__()
-        self.model, self.index = model, index
-        self.config = model.config
+        self.model, self.config = model, model.config
+        # A buffer, so the layer read is part of the module's fingerprint, hence of the feature cache's keys.
+        self.register_buffer("index", torch.tensor(index), persistent=True)
 
     def forward(self, input_ids, attention_mask, **kwargs):
         out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
-        return SimpleNamespace(last_hidden_state=out.hidden_states[self.index])
+        return SimpleNamespace(last_hidden_state=out.hidden_states[int(self.index)])
 
 
 @METHODS.register("ella")
@@ -255,6 +256,8 @@ class LLMConnector(SingleStageMethod):
             self.backbone = self.backbone.with_multilingual(HiddenLayer(self.backbone.multilingual, c.hidden_layer),
                                                             self.backbone.multilingual_tokenizer,
                                                             self.backbone.info.get("ids", {}).get("multilingual", ""))
+        if getattr(self.backbone.multilingual_tokenizer, "padding_side", "right") != "right":
+            self.backbone.multilingual_tokenizer.padding_side = "right"  # left padding would shift causal states
         width = self.backbone.unet.config.cross_attention_dim
         self.connector = TimestepAwareConnector(self.backbone.multilingual.config.hidden_size, width, c.latents,
                                                 c.blocks, c.heads, c.time_channels)
