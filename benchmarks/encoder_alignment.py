@@ -39,7 +39,7 @@ PUBLISHED = {
     "mbert": {"de": 77.2, "fr": 66.3, "zh": 71.6, "ja": 42.0, "36-language mean": 38.7},
 }
 PUBLISHED_SOURCE = "XTREME (Hu et al. 2020, arXiv 2003.11080v3) Table 13 and Table 2: Tatoeba top-1, X -> en"
-ENCODERS = {"default": "", "unaligned": "toy:unaligned", "strong": "toy:strong"}
+ENCODERS = {"default": "", "unaligned": "toy:unaligned", "strong": "toy:strong", "llm": "toy:llm"}
 
 
 @torch.no_grad()
