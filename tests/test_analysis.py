@@ -153,3 +153,22 @@ def _plain(tmp_path):
     store = ResultsStore(tmp_path / "plain.csv")
     store.append(rows())
     return store.path
+
+
+def test_seed_agreement_is_kendalls_tau_b_between_every_pair_of_seeds(results):
+    """Issue 20's check that method rankings agree across seeds: tau-b as scipy computes it (ties included), on
+    hand-made rankings, and on the fixture (two methods in the same order in every seed: tau 1)."""
+    import numpy as np
+    from scipy.stats import kendalltau
+
+    from xlcore.analysis import kendall_tau, seed_agreement
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        x, y = rng.integers(0, 4, 8).astype(float), rng.integers(0, 4, 8).astype(float)
+        expected = kendalltau(x, y).statistic
+        assert (np.isnan(expected) and np.isnan(kendall_tau(x, y))) or kendall_tau(x, y) == pytest.approx(expected)
+    assert kendall_tau([1, 2, 3], [3, 2, 1]) == -1.0
+    table = seed_agreement(results.read())
+    assert list(table.index) == ["0 vs 1", "0 vs 2", "1 vs 2"] and (table["methods"] == 2).all()
+    assert (table.iloc[:, 1] == 1.0).all()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
+from typing import Sequence
 
 import matplotlib.ticker
 import numpy as np
@@ -149,6 +150,44 @@ def method_quality(frame: pd.DataFrame, metric: str = QUALITY) -> pd.DataFrame:
     values = values[(values["language"] != "en") | (values["method"] == "english-backbone")]
     per_seed = values.groupby(["method", "seed"], as_index=False)["value"].mean()
     return summarise_seeds(per_seed, ["method"]).set_index("method")
+
+
+def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
+    """Kendall's tau-b of two paired sequences (ties in either count as neither concordant nor discordant, and
+    shrink the normaliser, as scipy.stats.kendalltau's default)."""
+    concordant = discordant = ties_x = ties_y = 0
+    for i in range(len(x)):
+        for j in range(i + 1, len(x)):
+            dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
+            if dx == 0 and dy == 0:
+                continue
+            if dx == 0:
+                ties_x += 1
+            elif dy == 0:
+                ties_y += 1
+            elif dx == dy:
+                concordant += 1
+            else:
+                discordant += 1
+    denominator = np.sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y))
+    return float((concordant - discordant) / denominator) if denominator else float("nan")
+
+
+def seed_agreement(frame: pd.DataFrame, metric: str = QUALITY) -> pd.DataFrame:
+    """Whether the methods rank alike in every seed: Kendall's tau-b between each pair of seeds of the methods'
+    `metric` over their target-language cells (every method that both seeds have but the English backbone)."""
+    values = cell_values(frame, metric)
+    values = values[(values["language"] != "en") & (values["method"] != "english-backbone")]
+    per_seed = values.groupby(["seed", "method"])["value"].mean().unstack("method")
+    rows = []
+    seeds = sorted(per_seed.index)
+    for a in range(len(seeds)):
+        for b in range(a + 1, len(seeds)):
+            pair = per_seed.loc[[seeds[a], seeds[b]]].dropna(axis=1)
+            rows.append({"seeds": f"{seeds[a]} vs {seeds[b]}", "methods": pair.shape[1],
+                         f"Kendall's tau ({METRIC_LABELS.get(metric, metric)})":
+                             round(kendall_tau(pair.iloc[0].tolist(), pair.iloc[1].tolist()), 3)})
+    return pd.DataFrame(rows).set_index("seeds") if rows else pd.DataFrame()
 
 
 def audit_claims(results_path: str | Path, frame: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -387,7 +426,8 @@ def write_analysis(results_path: str | Path, figures_dir: str | Path, tables_dir
     written: list[Path] = []
     tables = (("retrieval", retrieval_table(frame)), ("generation", generation_table(frame)),
               ("cross_lingual_compositional", cross_lingual_table(results_path, frame)),
-              ("claims_audit", audit_claims(results_path, frame).set_index("claim")))
+              ("claims_audit", audit_claims(results_path, frame).set_index("claim")),
+              ("seed_agreement", seed_agreement(frame)))
     for name, table in tables:
         if table.empty:
             continue
