@@ -2,6 +2,7 @@
 outputs are the table, the tidy rows and the device record."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,20 @@ def test_the_seed_timer_splits_a_smoke_seed_into_training_and_the_rest(tmp_path)
     translate = payload["per_method"]["translate"]
     assert translate["cells"] == 1 and 0 < translate["train_seconds"] < translate["wall_seconds"]
     assert payload["ratio_to_reference"] == payload["total_seconds"] / 7860.0 and "x the reference" in result.stdout
+
+
+def test_the_gpu_toy_study_script_runs_a_seed_with_the_python_executor_on_the_cpu(tmp_path):
+    """The prepared GPU run (issue 21), checked here at smoke size: cells run without Jupyter (`xlcore cell`,
+    the notebooks' steps), the rows land, the timing is written, and a rerun resumes (nothing is run twice)."""
+    env = {**os.environ, "WORKERS": "1", "LIMIT": "800"}
+    command = ["bash", "benchmarks/gpu_toy_study.sh", str(tmp_path), "--smoke", "--methods", "translate",
+               "--languages", "en,de"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    timing = json.loads((tmp_path / "timing.json").read_text())
+    assert timing["cells_done"] == 3 and not timing["timed_out"]  # the English reference, translate in en and de
+    assert not list((tmp_path / "runs").glob("toy/*/*/*/*.ipynb"))  # no notebook was executed
+    rows = (tmp_path / "results.csv").read_text()
+    assert "consistency_clip_cos" in rows and "translate" in rows
+    again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
+    assert again.returncode == 0 and "3 already finished" in (tmp_path / "sweep.log").read_text()

@@ -396,3 +396,17 @@ def generation_figure(result, n: int = 8):
 
 
 __all__ = ["Cell", "CellRun", "ENGLISH_BACKBONE", "cell_dir", "generation_figure", "train_dir", "train_run"]
+
+
+def execute_cell(parameters: dict[str, Any]) -> dict[str, float]:
+    """What a cell's notebook runs (`notebooks/methods/<method>.ipynb`, `evaluate.ipynb`), without Jupyter: build
+    the cell, train (or resume, or reuse) its method, evaluate, write the rows and `done.json`; returns the
+    summary the notebook prints. The sweep's `python` executor calls this in a fresh process per cell."""
+    parameters = dict(parameters)
+    cell = Cell(parameters.pop("preset", "toy"), parameters.pop("method"), parameters.pop("language"),
+                int(parameters.pop("seed", 0)))
+    run = CellRun(cell, **parameters)
+    run.train()
+    measurements, _ = run.evaluate()
+    run.write(measurements)
+    return run.summary()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -120,6 +121,17 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cell(args: argparse.Namespace) -> int:
+    from .cell import execute_cell
+
+    try:
+        parameters = json.loads(args.parameters)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"the cell's parameters are not JSON ({err})") from None
+    print(json.dumps(execute_cell(parameters)))
+    return 0
+
+
 def _sweep(args: argparse.Namespace) -> int:
     from .sweep import SweepConfig, grid, run_cell, run_sweep, slurm_script, summary
 
@@ -136,7 +148,7 @@ def _sweep(args: argparse.Namespace) -> int:
     config = SweepConfig(preset=args.preset, methods=listed(args.methods), languages=listed(args.languages),
                          seeds=seeds, budget=args.budget, curve_budgets=curve_budgets, curve_seeds=curve_seeds,
                          n_prompts=args.prompts, smoke=args.smoke,
-                         output_dir=args.output_dir, kernel=args.kernel, gpus=gpus,
+                         output_dir=args.output_dir, kernel=args.kernel, gpus=gpus, executor=args.executor,
                          english_reference=not args.no_english_reference, retrain=args.retrain,
                          overrides=tuple(args.set) + ((f"data={Path(args.data).expanduser().resolve()}",) if args.data else ()),
                          config_file=args.config)
@@ -251,13 +263,21 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--curve-seeds", default="0", help="seeds the learning-curve points run for")
     sweep.add_argument("--prompts", type=int, default=40, help="generation prompts per cell")
     sweep.add_argument("--kernel", default="xlcore", help="Jupyter kernel (registered for this environment if missing)")
-    sweep.add_argument("--gpus", default="", help="comma-separated GPU indices: one worker per GPU")
+    sweep.add_argument("--gpus", default="", help="comma-separated GPU indices: one worker per GPU (repeat an index "
+                       "for several workers on one GPU, e.g. 0,0,0,0)")
+    sweep.add_argument("--executor", default="papermill", choices=("papermill", "python"),
+                       help="run each cell's notebook with papermill (default), or its steps in a plain Python process")
     sweep.add_argument("--retrain", action="store_true",
                        help="rerun cells already in the results table whose training run is not here (gets the weights)")
     sweep.add_argument("--no-english-reference", action="store_true", help="skip the English backbone's cells")
     sweep.add_argument("--emit-slurm", metavar="PATH", help="write a SLURM job array (one task per cell) and exit")
     sweep.add_argument("--cell-index", type=int, help="run only this cell of the grid (what a SLURM task does)")
     sweep.set_defaults(func=_sweep)
+
+    cell = commands.add_parser("cell", help="run one cell as its notebook would (the sweep's python executor)")
+    cell.add_argument("parameters", help='the notebook\'s parameters as JSON, with "method", e.g. {"method": "pea", '
+                                         '"preset": "toy", "language": "de", "seed": 0, "smoke": true}')
+    cell.set_defaults(func=_cell)
 
     train = commands.add_parser("train", parents=[preset_flag, settings_flags, output_flag],
                                 help="train one method's run (also under `accelerate launch`: data parallel)")

@@ -68,6 +68,10 @@ class SweepConfig:
                                   "preset's; `overrides` apply on top.")
     output_dir: str = option("papermill_runs", "Where cells and the results table go.")
     kernel: str = option(KERNEL, "Jupyter kernel that runs the notebooks (registered by `ensure_kernel`).")
+    executor: str = option(
+        "papermill", "How a cell runs: 'papermill' (its notebook, executed into the cell's folder: what users step "
+        "through) or 'python' (the same steps, `xlcore.cell.execute_cell`, in a fresh Python process without Jupyter: "
+        "no kernel start per cell, and no Jupyter needed where the environment has none, e.g. a GPU machine).")
     gpus: tuple[int, ...] = option(lambda: (), "GPU indices, one worker each; empty: one worker, no GPU pinning.")
     retrain: bool = option(False, "Rerun cells whose rows the results table already holds but whose training run is "
                            "not on this machine (a fresh clone's way to get the weights); no row is written twice.")
@@ -181,10 +185,13 @@ def run_cell(cell: Cell, config: SweepConfig, gpu: int | None = None, recorded: 
                   "config_file": str(settings)}
     if cell.method == ENGLISH_BACKBONE:
         parameters = {k: v for k, v in parameters.items() if k not in ("budget",)} | {"method": cell.method}
-    notebook = notebook_for(cell, config.notebooks)
-    command = [sys.executable, "-m", "papermill", str(notebook), str(out / notebook.name),
-               "--kernel", config.kernel, "--cwd", str(REPO), "--no-progress-bar", "--log-output",
-               "-y", json.dumps(parameters)]
+    if config.executor == "python":
+        command = [sys.executable, "-m", "xlcore", "cell", json.dumps(parameters | {"method": cell.method})]
+    else:
+        notebook = notebook_for(cell, config.notebooks)
+        command = [sys.executable, "-m", "papermill", str(notebook), str(out / notebook.name),
+                   "--kernel", config.kernel, "--cwd", str(REPO), "--no-progress-bar", "--log-output",
+                   "-y", json.dumps(parameters)]
     env = dict(os.environ)
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu)
@@ -204,10 +211,13 @@ def run_sweep(config: SweepConfig, cells: list[Cell] | None = None, progress: bo
     """Run `cells` (default: the whole grid) with one worker per GPU (or one worker), every cell with the
     resolved settings `study` (default: resolved from `config`)."""
     cells = grid(config) if cells is None else cells
-    for notebook in sorted({notebook_for(cell, config.notebooks) for cell in cells}):
-        if not notebook.exists():
-            raise ConfigError(f"no notebook {notebook}; run notebooks/make_method_notebooks.py")
-    ensure_kernel(config.kernel)
+    if config.executor not in ("papermill", "python"):
+        raise ConfigError(f"executor must be 'papermill' or 'python', got {config.executor!r}")
+    if config.executor == "papermill":
+        for notebook in sorted({notebook_for(cell, config.notebooks) for cell in cells}):
+            if not notebook.exists():
+                raise ConfigError(f"no notebook {notebook}; run notebooks/make_method_notebooks.py")
+        ensure_kernel(config.kernel)
     study = study if study is not None else study_settings(config)
     recorded = recorded_run_ids(config, study)
     todo: queue.Queue[Cell] = queue.Queue()
