@@ -297,6 +297,9 @@ def format_files(world, exported, tmp_path_factory) -> dict[str, Path]:
             else:
                 data["parallel_text"][lang] = {k: str(exported.parent / v) if k in ("english", "target") else v
                                                for k, v in base["parallel_text"][lang].items()}
+        # English text only (the X2I recipe's data): the export's line files, by absolute path
+        data["monolingual_text"] = {lang: {"format": "text", "file": str(exported.parent / spec["file"])}
+                                    for lang, spec in base["monolingual_text"].items()}
         files[fmt] = root / f"{fmt}.yaml"
         files[fmt].write_text(yaml.safe_dump(data, allow_unicode=True))
     return files
