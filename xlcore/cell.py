@@ -192,6 +192,10 @@ class CellRun:
         self.world = World(self.study.world)  # the evaluation prompts and probes
         self.backbone = load_backbone(cell.preset, **({"directory": self.study.toy_backbone_dir}
                                                       if cell.preset == "toy" and self.study.toy_backbone_dir else {}))
+        if cell.preset == "toy":  # the toy loads on the CPU; on a GPU machine the whole cell runs on the GPU
+            from .train import process_state
+
+            self.backbone.to(process_state().device)
         # What the method trains on: the data file's corpus, or the world (the data contract, xlcore.data.corpus)
         self.corpus = corpus_for(self.study, image_size=self.backbone.image_size, output_dir=self.output_dir)
         self.corpus.check_language(cell.language)

@@ -58,6 +58,7 @@ class AttributeScorer(nn.Module):
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
-        """Predicted class per head (B, n_heads), in the column order of LABEL_CLASSES."""
-        logits = self(images)
-        return torch.stack([logits[name].argmax(-1) for name in LABEL_CLASSES], dim=1)
+        """Predicted class per head (B, n_heads), in the column order of LABEL_CLASSES (on the CPU, whatever
+        device the scorer is on)."""
+        logits = self(images.to(next(self.parameters()).device))
+        return torch.stack([logits[name].argmax(-1) for name in LABEL_CLASSES], dim=1).cpu()

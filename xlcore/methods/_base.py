@@ -168,6 +168,8 @@ class Method:
         with torch.random.fork_rng(devices=[]):  # the initial weights depend on `seed` only, not on what ran before
             torch.manual_seed(seed)
             self.build()
+        for module in self.modules().values():  # beside the backbone (a GPU), in their own float32
+            module.to(self.backbone.device)
         self.freeze()
 
     # ----------------------------------------------------------------------------------------------
