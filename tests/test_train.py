@@ -106,6 +106,24 @@ def test_ema_tracks_the_weights(tmp_path):
     assert all(torch.equal(v, weights(task)[k.removeprefix("model.")]) for k, v in ema.items())
 
 
+def test_the_ema_warmup_is_diffusers_and_forgets_the_initial_weights(tmp_path):
+    from diffusers.training_utils import EMAModel
+
+    from xlcore.train import ema_decay_at
+
+    reference = EMAModel([nn.Parameter(torch.zeros(1))], decay=0.999)  # no update_after_step, no power warmup
+    assert [ema_decay_at(0.999, n, True) for n in (1, 2, 3, 10_000)] == \
+        [reference.get_decay(n) for n in (1, 2, 3, 10_000)] == [0.0, 2 / 11, 3 / 12, 0.999]
+    assert ema_decay_at(0.999, 2, False) == 0.999  # without warmup: the recorded runs' constant decay
+    task = RegressionTask()
+    trainer = Trainer(task, dataclasses.replace(CONFIG, steps=1, ema_decay=0.999, ema_warmup=True), tmp_path)
+    initial = {k: v.clone() for k, v in trainer._trainable_state().items()}
+    trainer.fit()
+    ema, live = trainer.ema_state(), trainer._trainable_state()
+    # the first update copies the weights: nothing of the initial weights is left in the average
+    assert all(torch.equal(ema[k], live[k]) and not torch.equal(ema[k], initial[k]) for k in ema)
+
+
 def test_a_task_without_trainable_parameters_is_refused(tmp_path):
     task = RegressionTask()
     task.model.requires_grad_(False)

@@ -317,13 +317,13 @@ class AltDiffusion(AltCLIP):
         # 330k steps, AdamW lr 1e-4 with 10k warmup steps (at 256 px; here the preset's 512); quality
         # improvement at batch 3840 for 270k steps, 512 px (its learning rate is not stated: 1e-4 kept).
         # Both train an EMA of the UNet's weights (the LDM training config FlagAI builds on: use_ema,
-        # decay 0.9999), which is what is evaluated and shipped.
+        # decay 0.9999, warmed up by the number of updates as LitEma does), which is what is evaluated and shipped.
         return {"concept_train": TrainConfig(steps=330_000, batch_size=3072, optimizer="adamw", lr=1e-4,
                                              weight_decay=0.01, schedule="constant", warmup_steps=10_000,
-                                             ema_decay=0.9999, mixed_precision="bf16"),
+                                             ema_decay=0.9999, ema_warmup=True, mixed_precision="bf16"),
                 "quality_train": TrainConfig(steps=270_000, batch_size=3840, optimizer="adamw", lr=1e-4,
                                              weight_decay=0.01, schedule="constant", warmup_steps=10_000,
-                                             ema_decay=0.9999, mixed_precision="bf16")}
+                                             ema_decay=0.9999, ema_warmup=True, mixed_precision="bf16")}
 
     @classmethod
     def paper_counts(cls, sd15):
