@@ -122,3 +122,44 @@ def test_a_learning_curve_point_trains_its_own_shorter_run_beside_the_full_one(t
     steps = frame[frame["metric"] == "train_steps"].groupby("run_id")["value"].sum().sort_values().tolist()
     assert len(steps) == 2 and steps[0] < steps[1]  # two training runs, the curve point shorter
     assert [o.status for o in run_sweep(config, progress=False)] == ["skipped", "skipped"]
+
+
+def test_other_method_settings_in_the_same_folder_train_their_own_run_and_keep_the_first(tmp_path):
+    """A cell and a train folder are named by method, language, seed and budget only: a sweep with another
+    setting must not take the finished cell (or resume the other run's checkpoints) as its own."""
+    first = sweep(tmp_path, methods=("translate",), languages=("de",), executor="python")
+    assert [o.status for o in run_sweep(first, progress=False)] == ["done"]
+    other = dataclasses.replace(first, overrides=("translate.width=64",))
+    assert [o.status for o in run_sweep(other, progress=False)] == ["done"]  # run, not skipped
+    root = tmp_path / "runs" / "toy" / "translate" / "all" / "0"
+    frame = ResultsStore(tmp_path / "runs" / "toy" / "results.csv").read()
+    training_ids = sorted(frame[frame["run_id"].str.startswith("train-")]["run_id"].unique())
+    assert len(training_ids) == 2 and frame["run_id"].str.startswith("cell-translate-de").sum() > 0
+    assert frame[frame["run_id"].str.startswith("cell-")]["run_id"].nunique() == 2
+    held = (root / "train" / "training_id").read_text().strip()
+    aside = [p for p in root.iterdir() if p.name.startswith("train-")]
+    assert len(aside) == 1 and (aside[0] / "method" / "method.json").exists()  # the first run, kept
+    assert {held, aside[0].name.removeprefix("train-")} == set(training_ids)
+    # back to the first settings: everything is recorded, nothing trains
+    assert [o.status for o in run_sweep(first, progress=False)] == ["skipped"]
+
+
+def test_a_train_folder_holding_another_run_moves_aside_and_comes_back(tmp_path):
+    from xlcore.cell import claim_train_dir
+
+    folder = tmp_path / "train"
+    claim_train_dir(folder, "train-a")
+    (folder / "stage").mkdir()
+    (folder / "stage" / "weights").write_text("a's")
+    claim_train_dir(folder, "train-a")  # the same run: kept in place
+    assert (folder / "stage" / "weights").read_text() == "a's"
+    claim_train_dir(folder, "train-b")
+    assert not (folder / "stage").exists() and (folder / "training_id").read_text().strip() == "train-b"
+    assert (tmp_path / "train-train-a" / "stage" / "weights").read_text() == "a's"
+    (folder / "stage").mkdir()
+    claim_train_dir(folder, "train-a")  # back: b's moves aside, a's returns
+    assert (folder / "stage" / "weights").read_text() == "a's" and (tmp_path / "train-train-b" / "stage").exists()
+    legacy = tmp_path / "legacy"
+    (legacy / "stage").mkdir(parents=True)
+    claim_train_dir(legacy, "train-c")  # written before training ids: resumed as it is
+    assert (legacy / "stage").exists() and not (legacy / "training_id").exists()

@@ -66,6 +66,36 @@ def train_dir(output_dir: str | Path, cell: Cell, per_language: bool) -> Path:
     return Path(output_dir) / cell.preset / cell.method / scope / f"{cell.seed}{cell.budget_suffix}" / "train"
 
 
+TRAINING_ID_FILE = "training_id"
+
+
+def claim_train_dir(directory: Path, training_id: str) -> None:
+    """Make `directory` the home of training run `training_id` (call it under the folder's lock).
+
+    A train folder is keyed by method, scope, seed and budget only, so a run with other settings (another
+    encoder, learning rate or backbone) would otherwise resume the old run's checkpoints as its own. The
+    folder names its run in `training_id`; a folder holding another run is moved aside to
+    `train-<its id>` (nothing is lost, and going back to those settings moves it back), a folder written
+    before the file existed is kept as it is."""
+    marker = directory / TRAINING_ID_FILE
+    if directory.exists() and any(p.name != TRAINING_ID_FILE for p in directory.iterdir()):
+        held = marker.read_text().strip() if marker.exists() else None
+        if held is None or held == training_id:
+            if held is None:
+                log.warning("%s predates training ids; resuming it as %s", directory, training_id)
+            return
+        aside = directory.with_name(f"{directory.name}-{held}")
+        directory.rename(aside)
+        log.warning("%s held training run %s (other settings); moved to %s", directory, held, aside)
+    earlier = directory.with_name(f"{directory.name}-{training_id}")
+    if earlier.exists() and not directory.exists():
+        earlier.rename(directory)
+        log.info("%s: taking back the run these settings trained before", directory)
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(marker, (training_id + "\n").encode())
+
+
 @dataclass(frozen=True)
 class TrainingRunConfig:
     """Everything a training run depends on (its hash keys the training rows)."""
@@ -246,7 +276,8 @@ class CellRun:
         from .experiment import train_method
         from .methods._base import load_method
 
-        with file_lock(self.train_dir / ".lock"):
+        with file_lock(self.train_dir.with_name("train.lock")):  # beside the folder, which may move aside
+            claim_train_dir(self.train_dir, self.training_id)
             saved = self.train_dir / "method"
             if (saved / "method.json").exists() and self.training_id in self.results.run_ids():
                 self.method = load_method(saved, self.backbone)
@@ -285,9 +316,13 @@ class CellRun:
 
         if self.method is None or not self.method.stages:
             return
-        if not (self.train_dir / "method" / "method.json").exists():
-            raise MissingDataError(f"{self.cell.method} (seed {self.cell.seed}) has no trained run in {self.train_dir}; "
-                                   f"run notebooks/methods/{self.cell.method}.ipynb or the sweep first")
+        marker = self.train_dir / TRAINING_ID_FILE
+        held = marker.read_text().strip() if marker.exists() else self.training_id
+        if not (self.train_dir / "method" / "method.json").exists() or held != self.training_id:
+            other = "" if held == self.training_id else f" (it holds {held}, trained with other settings)"
+            raise MissingDataError(f"{self.cell.method} (seed {self.cell.seed}) has no trained run {self.training_id} "
+                                   f"in {self.train_dir}{other}; run notebooks/methods/{self.cell.method}.ipynb or "
+                                   "the sweep first")
         self.method = load_method(self.train_dir / "method", self.backbone)
 
     def budgeted(self, config):
@@ -388,6 +423,9 @@ def train_run(method: str, preset: str = "toy", language: str = "de", seed: int 
     configs = {stage: run.budgeted(run.method.train_config(stage)) for stage in run.method.stages}
     if state.is_main_process:
         log.info("training %s on %d process(es) into %s", method, state.num_processes, run.train_dir)
+        with file_lock(run.train_dir.with_name("train.lock")):
+            claim_train_dir(run.train_dir, run.training_id)
+    state.wait_for_everyone()
     train_method(run.method, run.world, run.train_dir, cache=cache, train_configs=configs)
     return run.train_dir
 

@@ -20,6 +20,7 @@ parameter, so every cell runs with the same settings, method settings included. 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -148,10 +149,34 @@ def ensure_kernel(name: str = KERNEL) -> None:
     log.info("registered the Jupyter kernel %r for %s", name, sys.executable)
 
 
+@functools.lru_cache(maxsize=4)
+def _fingerprint(preset: str, directory: str) -> str:
+    from .backbone import load_backbone
+
+    return load_backbone(preset, **({"directory": directory} if directory else {})).fingerprint()
+
+
+def study_backbone_fingerprint(preset: str, study) -> str:
+    """The fingerprint of the backbone the study's cells load (on toy, its `toy_backbone_dir` if set)."""
+    return _fingerprint(preset, study.toy_backbone_dir if preset == "toy" else "")
+
+
+def finished_with_other_settings(cell: Cell, out: Path, config: SweepConfig, study) -> str | None:
+    """The run id a finished cell folder holds when it is not the one these settings give (None when it is,
+    or when the folder predates run ids in done.json)."""
+    from .cell import cell_identity
+
+    held = json.loads((out / "done.json").read_text()).get("run_id")
+    if held is None:
+        return None
+    fingerprint = study_backbone_fingerprint(cell.preset, study)
+    wanted = cell_identity(cell, study, fingerprint, budget=cell.budget, n_prompts=config.n_prompts)[3]
+    return held if held != wanted else None
+
+
 def recorded_run_ids(config: SweepConfig, study) -> dict[Cell, str]:
     """Cells of the grid whose rows are already in the results table (a fresh clone of a repository that
     ships its table has no cell folders, and must not recompute what the table holds)."""
-    from .backbone import load_backbone
     from .cell import cell_identity
     from .results import ResultsStore
 
@@ -159,7 +184,7 @@ def recorded_run_ids(config: SweepConfig, study) -> dict[Cell, str]:
     recorded = store.run_ids()
     if not recorded:
         return {}
-    fingerprint = load_backbone(config.preset).fingerprint()
+    fingerprint = study_backbone_fingerprint(config.preset, study)
     out = {}
     for cell in grid(config):
         run_id = cell_identity(cell, study, fingerprint, budget=cell.budget, n_prompts=config.n_prompts)[3]
@@ -174,12 +199,21 @@ def run_cell(cell: Cell, config: SweepConfig, gpu: int | None = None, recorded: 
     sweep's resolved settings (`study`, resolved from `config` when not given) in its `config.json`."""
     from .settings import write_study_config
 
+    study = study if study is not None else study_settings(config)
     out = cell_dir(Path(config.output_dir).resolve(), cell)
-    if (out / "done.json").exists() or (cell in (recorded or {}) and not config.retrain):
+    if cell in (recorded or {}) and not config.retrain:
         return CellOutcome(cell, "skipped")
+    if (out / "done.json").exists():
+        other = finished_with_other_settings(cell, out, config, study)
+        if other is None:
+            return CellOutcome(cell, "skipped")
+        # The folder holds one cell: its rows stay in the results table under their own run id, and the
+        # training run it read is kept aside by the cell (xlcore.cell.claim_train_dir).
+        log.warning("%s finished before with other settings (%s); running it with these", cell.key, other)
+        (out / "done.json").unlink()
     out.mkdir(parents=True, exist_ok=True)
     (out / "error.txt").unlink(missing_ok=True)
-    settings = write_study_config(study if study is not None else study_settings(config), out / "config.json")
+    settings = write_study_config(study, out / "config.json")
     parameters = {"preset": cell.preset, "language": cell.language, "seed": cell.seed, "budget": cell.budget,
                   "n_prompts": config.n_prompts, "smoke": config.smoke, "output_dir": str(Path(config.output_dir).resolve()),
                   "config_file": str(settings)}
