@@ -117,3 +117,21 @@ def test_the_gpu_toy_study_script_runs_a_seed_with_the_python_executor_on_the_cp
     assert "consistency_clip_cos" in rows and "translate" in rows
     again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
     assert again.returncode == 0 and "3 already finished" in (tmp_path / "sweep.log").read_text()
+
+
+@pytest.mark.slow
+def test_the_encoder_dependence_benchmark_trains_one_method_per_encoder_and_tabulates_them(tmp_path):
+    """Each encoder is its own cell (its setting reaches the cell's config) and gets its own row."""
+    out = tmp_path / "table"
+    result = subprocess.run([sys.executable, "benchmarks/encoder_dependence.py", "--smoke", "--methods", "mulan",
+                             "--encoders", "unaligned,aligned", "--languages", "de", "--backbone",
+                             "xlcore/assets/toy_backbone_next", "--output-dir", str(tmp_path / "runs"), "--out", str(out)],
+                            cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    table = (out / "table.md").read_text()
+    for column in ("consistency", "clip_raw", "compositional_shape_colour"):  # MuLan generates; it has no retrieval
+        section = table.split(f"### {column}")[1].split("###")[0]
+        assert "| mulan | unaligned |" in section and "| mulan | aligned |" in section, table
+    frame = ResultsStore(tmp_path / "runs" / "toy" / "results.csv").read()
+    cells = frame[frame["run_id"].str.startswith("cell-mulan-de")]
+    assert cells["run_id"].nunique() == 2  # one cell per encoder, not one cell read twice
