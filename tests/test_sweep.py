@@ -159,7 +159,13 @@ def test_a_train_folder_holding_another_run_moves_aside_and_comes_back(tmp_path)
     (folder / "stage").mkdir()
     claim_train_dir(folder, "train-a")  # back: b's moves aside, a's returns
     assert (folder / "stage" / "weights").read_text() == "a's" and (tmp_path / "train-train-b" / "stage").exists()
-    legacy = tmp_path / "legacy"
-    (legacy / "stage").mkdir(parents=True)
-    claim_train_dir(legacy, "train-c")  # written before training ids: resumed as it is
-    assert (legacy / "stage").exists() and not (legacy / "training_id").exists()
+    # written before training ids: kept only if its saved method is this run (settings, seed, backbone)
+    legacy = tmp_path / "legacy" / "train"
+    (legacy / "method").mkdir(parents=True)
+    (legacy / "method" / "method.json").write_text(json.dumps({"config": {"width": 128}}))
+    claim_train_dir(legacy, "train-c", lambda meta: meta["config"] == {"width": 128})
+    assert (legacy / "method").exists() and (legacy / "training_id").read_text().strip() == "train-c"
+    (legacy / "training_id").unlink()
+    claim_train_dir(legacy, "train-d", lambda meta: meta["config"] == {"width": 64})
+    assert (tmp_path / "legacy" / "train-unrecorded" / "method" / "method.json").exists()
+    assert (legacy / "training_id").read_text().strip() == "train-d" and not (legacy / "method").exists()

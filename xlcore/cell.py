@@ -23,7 +23,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .config import StudyConfig, config_hash, to_dict
 from .errors import ConfigError
@@ -69,22 +69,31 @@ def train_dir(output_dir: str | Path, cell: Cell, per_language: bool) -> Path:
 TRAINING_ID_FILE = "training_id"
 
 
-def claim_train_dir(directory: Path, training_id: str) -> None:
+def claim_train_dir(directory: Path, training_id: str, same_run: Callable[[dict], bool] = lambda meta: False) -> None:
     """Make `directory` the home of training run `training_id` (call it under the folder's lock).
 
     A train folder is keyed by method, scope, seed and budget only, so a run with other settings (another
     encoder, learning rate or backbone) would otherwise resume the old run's checkpoints as its own. The
     folder names its run in `training_id`; a folder holding another run is moved aside to
-    `train-<its id>` (nothing is lost, and going back to those settings moves it back), a folder written
-    before the file existed is kept as it is."""
+    `train-<its id>` (nothing is lost, and going back to those settings moves it back). A folder written
+    before the file existed is kept only if its saved method's `method.json` passes `same_run` (its settings,
+    seed and backbone are this run's); otherwise it moves aside to `train-unrecorded`."""
     marker = directory / TRAINING_ID_FILE
     if directory.exists() and any(p.name != TRAINING_ID_FILE for p in directory.iterdir()):
         held = marker.read_text().strip() if marker.exists() else None
-        if held is None or held == training_id:
-            if held is None:
-                log.warning("%s predates training ids; resuming it as %s", directory, training_id)
+        if held == training_id:
             return
+        if held is None:
+            meta_path = directory / "method" / "method.json"
+            if meta_path.exists() and same_run(json.loads(meta_path.read_text())):
+                atomic_write_bytes(marker, (training_id + "\n").encode())
+                return
+            held = "unrecorded"
         aside = directory.with_name(f"{directory.name}-{held}")
+        suffix = 1
+        while aside.exists():  # an unrecorded folder moved aside before
+            suffix += 1
+            aside = directory.with_name(f"{directory.name}-{held}-{suffix}")
         directory.rename(aside)
         log.warning("%s held training run %s (other settings); moved to %s", directory, held, aside)
     earlier = directory.with_name(f"{directory.name}-{training_id}")
@@ -277,7 +286,7 @@ class CellRun:
         from .methods._base import load_method
 
         with file_lock(self.train_dir.with_name("train.lock")):  # beside the folder, which may move aside
-            claim_train_dir(self.train_dir, self.training_id)
+            claim_train_dir(self.train_dir, self.training_id, self.is_this_run)
             saved = self.train_dir / "method"
             if (saved / "method.json").exists() and self.training_id in self.results.run_ids():
                 self.method = load_method(saved, self.backbone)
@@ -308,6 +317,14 @@ class CellRun:
                              for key, metrics in bad_sample_metrics(self.corpus).items()]
             write_measurements(measurements, RunInfo(self.training_id, self.cell.method, "final", self.training,
                                                      self.cell.seed, self.method.label), self.results)
+
+    def is_this_run(self, meta: dict) -> bool:
+        """Whether a saved method's `method.json` is this cell's training run: its settings, seed, backbone and
+        own encoder (what tells a run written before training ids from one with other settings)."""
+        own = meta.get("own_encoder") or {}
+        return (meta.get("config") == to_dict(self.training.method_config) and meta.get("seed") == self.cell.seed
+                and (meta.get("backbone") or {}).get("fingerprint") == self.backbone_fingerprint
+                and own.get("spec", "") == getattr(self.training.method_config, "multilingual_encoder", ""))
 
     def load_trained(self) -> None:
         """Load the cell's finished training run (the evaluation notebook's path: nothing trains)."""
@@ -424,7 +441,7 @@ def train_run(method: str, preset: str = "toy", language: str = "de", seed: int 
     if state.is_main_process:
         log.info("training %s on %d process(es) into %s", method, state.num_processes, run.train_dir)
         with file_lock(run.train_dir.with_name("train.lock")):
-            claim_train_dir(run.train_dir, run.training_id)
+            claim_train_dir(run.train_dir, run.training_id, run.is_this_run)
     state.wait_for_everyone()
     train_method(run.method, run.world, run.train_dir, cache=cache, train_configs=configs)
     return run.train_dir
