@@ -77,8 +77,7 @@ class ToyPretrainConfig:
                             checkpoint_every_minutes=10.0),
         "UNet: v-prediction denoising on English image-text through the frozen CLIP text tower. bf16 autocast "
         "(fp32 master weights) measured 1.33x the samples/s of fp32 on a 2-core AVX512-BF16 CPU. Without EMA "
-        "warmup the shipped UNet's (1,709 steps, no warmup) still held 18% of the random "
-        "initialisation, and the same run continued to 3,000 steps scores 93% / 58% where it scored 33% / 18% "
+        "warmup the shipped UNet's EMA (1,709 steps) still held 18% of the random initialisation, and the same run continued to 3,000 steps scores 93% / 58% where it scored 33% / 18% "
         "(benchmarks/backbone_curve.py). A pretraining from scratch should add `--set unet.ema_warmup=true` (diffusers' "
         "warmup); the default stays as the shipped run trained, which the tests' small backbone is built with.")
     monolingual_per_language: int = option(50_000, "Sentences per language for masked language modelling.",
