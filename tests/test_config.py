@@ -1,6 +1,7 @@
 """Config dataclasses: help texts, presets, type-checked overrides, hashing and the smoke switch."""
 
 import dataclasses
+import json
 
 import pytest
 
@@ -9,6 +10,7 @@ from xlcore.settings import resolve_study
 from xlcore.config import (PRESETS, StudyConfig, WorldConfig, apply_smoke, config_hash, from_dict, help_texts,
                            load_preset, override, parse_override, to_dict)
 from xlcore.errors import ConfigError
+from xlcore.registry import METHODS
 
 
 def test_every_field_has_a_help_text():
@@ -82,3 +84,14 @@ def test_results_path_lives_under_the_preset():
     assert str(config.results_path) == "/tmp/x/toy/results.csv"
 
 
+
+
+@pytest.mark.parametrize("method", sorted(METHODS.names()))
+def test_a_method_config_read_back_from_its_json_hashes_the_same(method):
+    """The sweep hashes the settings it holds, the cell the ones it reads from config.json: one number
+    written two ways (4 and 4.0 epochs) made the sweep rerun finished cells."""
+    from xlcore.methods._base import default_config
+
+    config = default_config(method)
+    read_back = from_dict(type(config), json.loads(json.dumps(to_dict(config))))
+    assert read_back == config and config_hash(read_back) == config_hash(config)

@@ -9,6 +9,7 @@ know which knobs make a run small.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import types
@@ -59,14 +60,32 @@ def help_texts(config_cls: type, prefix: str = "") -> dict[str, str]:
     return texts
 
 
+@functools.lru_cache(maxsize=None)
+def _float_fields(config_cls: type) -> frozenset[str]:
+    """The fields of `config_cls` declared `float` (or `float | None`)."""
+    def is_float(annotation: Any) -> bool:
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+            return float in typing.get_args(annotation) and int not in typing.get_args(annotation)
+        return annotation is float
+
+    return frozenset(name for name, annotation in typing.get_type_hints(config_cls).items() if is_float(annotation))
+
+
 def _plain(value: Any, complete: bool = False) -> Any:
-    """dataclasses.asdict, leaving out `added` fields at their defaults (see `option`) unless `complete`."""
+    """dataclasses.asdict, leaving out `added` fields at their defaults (see `option`) unless `complete`.
+
+    A float field given an int (`epochs=4`) is written as the float it is (4.0): the same config read back
+    from its JSON (`from_dict` coerces to the annotation) must hash the same, or a sweep takes a cell it
+    has finished for another run and runs it again."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out = {}
+        floats = _float_fields(type(value))
         for f in dataclasses.fields(value):
             item = getattr(value, f.name)
             if not complete and f.metadata.get("added") and item == _default_of(f):
                 continue
+            if f.name in floats and isinstance(item, int) and not isinstance(item, bool):
+                item = float(item)
             out[f.name] = _plain(item, complete)
         return out
     if isinstance(value, dict):
