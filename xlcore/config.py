@@ -49,7 +49,7 @@ def option(default: Any, help: str, *, smoke: Any = _NO_SMOKE, added: bool = Fal
 def help_texts(config_cls: type, prefix: str = "") -> dict[str, str]:
     """Dotted field name -> help text, for a config class and its nested configs."""
     texts = {}
-    hints = typing.get_type_hints(config_cls)
+    hints = _type_hints(config_cls)
     for f in dataclasses.fields(config_cls):
         name = prefix + f.name
         if "help" not in f.metadata:
@@ -61,14 +61,9 @@ def help_texts(config_cls: type, prefix: str = "") -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=None)
-def _float_fields(config_cls: type) -> frozenset[str]:
-    """The fields of `config_cls` declared `float` (or `float | None`)."""
-    def is_float(annotation: Any) -> bool:
-        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-            return float in typing.get_args(annotation) and int not in typing.get_args(annotation)
-        return annotation is float
-
-    return frozenset(name for name, annotation in typing.get_type_hints(config_cls).items() if is_float(annotation))
+def _type_hints(config_cls: type) -> dict[str, Any]:
+    """The resolved field annotations of a config class (resolved once: hashing walks every config)."""
+    return typing.get_type_hints(config_cls)
 
 
 def _plain(value: Any, complete: bool = False) -> Any:
@@ -79,13 +74,13 @@ def _plain(value: Any, complete: bool = False) -> Any:
     has finished for another run and runs it again."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out = {}
-        floats = _float_fields(type(value))
+        hints = _type_hints(type(value))
         for f in dataclasses.fields(value):
             item = getattr(value, f.name)
             if not complete and f.metadata.get("added") and item == _default_of(f):
                 continue
-            if f.name in floats and isinstance(item, int) and not isinstance(item, bool):
-                item = float(item)
+            if isinstance(item, int) and not isinstance(item, bool):
+                item = _coerce(item, hints[f.name], f.name)  # what from_dict reads back: 4 -> 4.0 in a float field
             out[f.name] = _plain(item, complete)
         return out
     if isinstance(value, dict):
@@ -175,7 +170,7 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
 def from_dict(config_cls: type[T], data: dict[str, Any], where: str | None = None) -> T:
     """Build a config from plain data, checking every value's type and rejecting unknown keys."""
     where = where or config_cls.__name__
-    hints = typing.get_type_hints(config_cls)
+    hints = _type_hints(config_cls)
     known = {f.name for f in dataclasses.fields(config_cls)}
     unknown = sorted(set(data) - known)
     if unknown:
